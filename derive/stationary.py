@@ -1,0 +1,55 @@
+"""Stationary density of one population for fixed multiplier lambda (m = 1, DESIGN.md §3).
+
+Zero flux gives  p(x) proportional to exp(U(x)) / sigma^2(x)  with
+    U(x) = integral^x 2 (f + u + lambda) / sigma^2 ds = U0(x) + lambda * U1(x),
+    U0 = integral^x 2 (f + u) / sigma^2 ds,   U1 = integral^x 2 / sigma^2 ds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .sde import ito_drift
+
+
+@dataclass
+class StationaryDensity:
+    """log p = U0 + lambda U1 - log sigma^2 (+ const).  closed_form False means SymPy could not
+    integrate and the solver must integrate the integrands by quadrature."""
+
+    closed_form: bool
+    integrand0: sp.Expr      # 2 (f + u) / sigma^2
+    integrand1: sp.Expr      # 2 / sigma^2
+    U0: sp.Expr | None
+    U1: sp.Expr | None
+    log_sigma2: sp.Expr
+    lam: sp.Symbol
+
+    def log_density(self):
+        """The unnormalised log density (None when not in closed form)."""
+        if not self.closed_form:
+            return None
+        return self.U0 + self.lam * self.U1 - self.log_sigma2
+
+
+def _integrate(expr, x):
+    res = sp.integrate(sp.expand(expr), x)
+    if res.has(sp.Integral):
+        return None
+    return sp.simplify(res) if sp.count_ops(res) < 60 else res
+
+
+def stationary_density(model, pop) -> StationaryDensity | None:
+    """Derive the stationary density of ``pop`` for fixed lambda; None when m != 1."""
+    if model.m != 1:
+        return None
+    x = model.state[0]
+    s2 = sp.expand(sum(pop.diffusion[0, k] ** 2 for k in range(pop.diffusion.shape[1])))
+    f = ito_drift(model, pop)[0]
+    lam = sp.Symbol(f"lambda_{pop.name}", real=True)
+    i0 = sp.cancel(2 * (f + pop.input) / s2)
+    i1 = sp.cancel(2 / s2)
+    U0, U1 = _integrate(i0, x), _integrate(i1, x)
+    closed = U0 is not None and U1 is not None
+    return StationaryDensity(closed, i0, i1, U0, U1, sp.expand_log(sp.log(s2), force=True), lam)

@@ -1,0 +1,1 @@
+"""balkin.solvers: numeric engines that run generated modules (never imports SymPy)."""

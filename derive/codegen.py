@@ -55,6 +55,7 @@ class ModuleWriter:
         self.params = list(model.parameter_values.items())
         self.param_syms = {s.name: s for s in model.parameters}
         self.chunks: list[str] = []
+        self.specs: list[tuple] = []   # (name, args, outputs, as_array): what each function computes
         self.uses_scipy = False
 
     def _signature(self, args):
@@ -73,6 +74,7 @@ class ModuleWriter:
         as_array: return numpy.array(outputs, dtype=float) (for parameter-only outputs).
         """
         array_args = list(args) if array_args is None else list(array_args)
+        self.specs.append((name, list(args), outputs, as_array))
         flat = [sp.sympify(e) for e in _flatten(outputs)]
         subs, reduced = sp.cse(flat, symbols=sp.numbered_symbols("_c"), order="canonical")
         lines = []
@@ -123,6 +125,16 @@ def generate_source(model, model_path: str | Path | None = None, derivation: Der
                     *, recorded_path: str | None = None) -> str:
     """The text of generated/NAME.py for ``model``.  ``model_path`` is the model file (its sha256
     is recorded); ``recorded_path`` the path written into the module (default: model_path as given)."""
+    return _write(model, model_path, derivation, recorded_path)[0]
+
+
+def function_specs(model, derivation: Derivation | None = None) -> list[tuple]:
+    """What every generated function computes: (name, argument names, SymPy outputs (nested
+    tuples), as_array).  Tests compare the generated code against these expressions."""
+    return _write(model, None, derivation, None)[1].specs
+
+
+def _write(model, model_path, derivation, recorded_path):
     d = derivation or derive(model)
     w = ModuleWriter(model)
     x = _names(model.state)
@@ -244,7 +256,7 @@ def generate_source(model, model_path: str | Path | None = None, derivation: Der
                    "    (rows and columns population-major over psi).", as_array=True)
         _ = Dsyms, sub
 
-    return _assemble(model, d, w, model_path, recorded_path)
+    return _assemble(model, d, w, model_path, recorded_path), w
 
 
 def _assemble(model, d, w, model_path, recorded_path):

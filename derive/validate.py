@@ -57,6 +57,16 @@ def validate_and_normalise(model) -> None:
     for k in params:
         if k.name in reserved:
             _err(model, f"parameter {k.name}", "name clashes with a state, position or time symbol")
+    # names the generated code uses for its own arguments and helpers
+    pop_names = [getattr(p, "name", "") for p in model.populations]
+    generated_names = {"numpy", "scipy", "lam", "mean", "var", "params"}
+    generated_names |= {f"D_{p}" for p in pop_names}
+    generated_names |= {f"m_{s.name}" for s in state}
+    generated_names |= {f"C_{a.name}_{b.name}" for a in state for b in state}
+    for s in list(params) + list(state) + list(space.theta + space.phi):
+        if s.name.startswith("_") or s.name in generated_names:
+            _err(model, f"symbol {s.name!r}", "this name is reserved for the generated code "
+                 f"(names starting with '_' and {sorted(generated_names)})")
 
     # one real symbol per name
     real = {}

@@ -12,8 +12,8 @@ Model 'ei_linear': state ['x'], space Point(), noise ito, synaptic input into x
   parameters: h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8
 """
 # balkin model hash (canonical form): d14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0
-# balkin model source hash (sha256): 7e2ed087a6630ace71073def28bf429134d13019e355a476a8d0e655f35a6174
-# balkin generator version 1, hash f539a514a5d9f32e38a4adfaccd2ef8fe5cdb3f1193ac34919476f740596ab16
+# balkin model source hash (sha256): 8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2
+# balkin generator version 1, hash b77ec84977bcfe3c2334362bbf0c4267009c637790b9f309525405bf5a480165
 import numpy
 
 
@@ -31,9 +31,9 @@ class scipy:  # noqa: N801 - stands in for the scipy package in the code below
 MODEL_NAME = 'ei_linear'
 MODEL_PATH = 'models/ei_linear.py'
 MODEL_HASH = 'd14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0'
-MODEL_SOURCE_HASH = '7e2ed087a6630ace71073def28bf429134d13019e355a476a8d0e655f35a6174'
+MODEL_SOURCE_HASH = '8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'f539a514a5d9f32e38a4adfaccd2ef8fe5cdb3f1193ac34919476f740596ab16'
+GENERATOR_HASH = 'b77ec84977bcfe3c2334362bbf0c4267009c637790b9f309525405bf5a480165'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

@@ -5,10 +5,11 @@ w = [[1, -2], [1, -1.8]], h = [0.1, 0.06], alpha = 1 per population.
 
 Why a balanced state exists: (B) reads gE - 2 gI = -0.1, gE - 1.8 gI = -0.06, so the demanded
 population activities are gbar = (0.3, 0.2), inside the range (0, 1) of Phi.  W is invertible so h
-lies in Range(W).  Why it is stable: with slopes D = (DE, DI) > 0 the fast matrix W D has trace
-DE - 1.8 DI and determinant 0.2 DE DI > 0; at the balanced state (x ~ N(m, 1/2), slopes
-<phi(x)> = phi(m / sqrt(3/2)) / sqrt(3/2)) DE = 0.25 < 1.8 DI = 0.35, so both eigenvalues have
-negative real part (they are complex: the network rings at frequency sqrt(n) * Im on its way in).
+lies in Range(W).  Why it is stable: with mean slopes D = (D_E, D_I) > 0 the fast matrix W D = [[D_E, -2 D_I],
+[D_E, -1.8 D_I]] has trace D_E - 1.8 D_I and determinant 0.2 D_E D_I > 0.  At the balanced state
+(x ~ N(lambda, 1/2), lambda = (-0.642, -1.031)) the slopes are D = (0.2839, 0.2286), so the trace is
+-0.128 < 0 and both eigenvalues, -0.0638 +- 0.0944 i, have negative real part; they are complex, so
+the network rings at frequency 0.0944 sqrt(n) on its way onto the manifold.
 """
 import sympy as sp
 

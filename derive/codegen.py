@@ -315,6 +315,9 @@ def _assemble(model, d, w, model_path, recorded_path):
         f"{dict((n, bool(pd.stationary and pd.stationary.closed_form)) for n, pd in pops.items())!r}",
         f"FIELD_GAIN_CLOSED_FORM = "
         f"{dict((n, bool(pd.field and pd.field.G is not None)) for n, pd in pops.items())!r}",
+        f"DYNAMICS_TIME_DEPENDENT = "
+        f"{dict((p.name, bool(pops[p.name].ito_drift.has(t) or p.input.has(t))) for p in model.populations)!r}",
+        f"DRIVE_TIME_DEPENDENT = {dict((p.name, bool(p.drive.has(t))) for p in model.populations)!r}",
         f"KERNEL_PAIRS = {tuple(sorted(model.kernel))!r}",
         f"KERNEL_SEPARABLE = {ks.separable!r}",
         f"PSI = {tuple(str(p) for p in ks.psi)!r}",

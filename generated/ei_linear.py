@@ -13,7 +13,7 @@ Model 'ei_linear': state ['x'], space Point(), noise ito, synaptic input into x
 """
 # balkin model hash (canonical form): d14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0
 # balkin model source hash (sha256): 8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2
-# balkin generator version 1, hash b77ec84977bcfe3c2334362bbf0c4267009c637790b9f309525405bf5a480165
+# balkin generator version 1, hash 885b713424c159c91e168f0a4617dc475e03ec4fc359d0310b68982cf6a3d678
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_linear.py'
 MODEL_HASH = 'd14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0'
 MODEL_SOURCE_HASH = '8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'b77ec84977bcfe3c2334362bbf0c4267009c637790b9f309525405bf5a480165'
+GENERATOR_HASH = '885b713424c159c91e168f0a4617dc475e03ec4fc359d0310b68982cf6a3d678'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)
@@ -48,6 +48,8 @@ LINEAR_ADDITIVE = {'E': True, 'I': True}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
 FIELD_GAIN_CLOSED_FORM = {'E': True, 'I': True}
+DYNAMICS_TIME_DEPENDENT = {'E': False, 'I': False}
+DRIVE_TIME_DEPENDENT = {'E': False, 'I': False}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True
 PSI = ('1',)

@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash b77ec84977bcfe3c2334362bbf0c4267009c637790b9f309525405bf5a480165
+# balkin generator version 1, hash 885b713424c159c91e168f0a4617dc475e03ec4fc359d0310b68982cf6a3d678
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'b77ec84977bcfe3c2334362bbf0c4267009c637790b9f309525405bf5a480165'
+GENERATOR_HASH = '885b713424c159c91e168f0a4617dc475e03ec4fc359d0310b68982cf6a3d678'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -48,6 +48,8 @@ LINEAR_ADDITIVE = {'E': True, 'I': True}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
 FIELD_GAIN_CLOSED_FORM = {'E': True, 'I': True}
+DYNAMICS_TIME_DEPENDENT = {'E': False, 'I': False}
+DRIVE_TIME_DEPENDENT = {'E': False, 'I': False}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True
 PSI = ('1', 'sin(theta)', 'cos(theta)')

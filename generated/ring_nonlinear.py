@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash b77ec84977bcfe3c2334362bbf0c4267009c637790b9f309525405bf5a480165
+# balkin generator version 1, hash 885b713424c159c91e168f0a4617dc475e03ec4fc359d0310b68982cf6a3d678
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'b77ec84977bcfe3c2334362bbf0c4267009c637790b9f309525405bf5a480165'
+GENERATOR_HASH = '885b713424c159c91e168f0a4617dc475e03ec4fc359d0310b68982cf6a3d678'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -48,6 +48,8 @@ LINEAR_ADDITIVE = {'E': False, 'I': False}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
 FIELD_GAIN_CLOSED_FORM = {'E': False, 'I': False}
+DYNAMICS_TIME_DEPENDENT = {'E': False, 'I': False}
+DRIVE_TIME_DEPENDENT = {'E': False, 'I': False}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True
 PSI = ('1', 'sin(theta)', 'cos(theta)')

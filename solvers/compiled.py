@@ -76,6 +76,10 @@ class CompiledModel:
         a, b = np.meshgrid(th, th, indexing="ij")
         return (a.ravel(), b.ravel())
 
+    def n_positions_of(self, pos) -> int:
+        """Number of lattice points of a grid returned by ``grid``."""
+        return 1 if not pos else len(pos[0])
+
     def n_positions(self, npos: int) -> int:
         return 1 if self.pos_dim == 0 else npos ** self.pos_dim
 

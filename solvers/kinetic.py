@@ -149,7 +149,7 @@ class KineticSolver:
         P = m.P
         self.W = lattice_W(m, self.pos)
         self.U = range_basis(self.W)
-        intervals = self._intervals(interval)
+        intervals = self._intervals(interval, npos)
         self.x, self.h, self.xf = [], [], []
         for lo, hi in intervals:
             edges = np.linspace(lo, hi, self.nx + 1)
@@ -175,11 +175,19 @@ class KineticSolver:
         self._V0 = None
 
     # ---- grid ------------------------------------------------------------------------------
-    def _intervals(self, interval):
+    def _intervals(self, interval, npos):
+        """The x-interval per population: given, or automatic: the stationary density (balanced or
+        finite n) and the initial Gaussian down to e^-40 of their peaks (density1d.auto_interval_for_model),
+        widened in balanced mode by the initial-layer shift."""
         m = self.model
         if interval is None:
             from .density1d import auto_interval_for_model
-            return [auto_interval_for_model(m, a) for a in m.populations]
+            out = []
+            for a in m.populations:
+                init = None if self.init is None or not isinstance(self.init, tuple) else self.init
+                out.append(auto_interval_for_model(m, a, npos=npos if m.pos_dim else None, n=self.n,
+                                                   initial=init))
+            return out
         if isinstance(interval, dict):
             return [tuple(interval[a]) for a in m.populations]
         return [tuple(interval)] * m.P

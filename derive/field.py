@@ -91,8 +91,10 @@ def field_system(model, pop, *, closure=False) -> FieldSystem:
 
 def _affine(expr, x):
     """(a, b) with expr = a x + b, or None."""
-    poly = sp.Poly(sp.expand(expr), x) if expr.has(x) else None
-    if poly is None or poly.degree() != 1:
+    if not expr.has(x) or not expr.is_polynomial(x):   # exp(sin x): no closed form, not a crash
+        return None
+    poly = sp.Poly(sp.expand(expr), x)
+    if poly.degree() != 1:
         return None
     a, b = poly.all_coeffs()
     if (a.free_symbols | b.free_symbols) & {x}:

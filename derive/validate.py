@@ -140,15 +140,18 @@ def validate_and_normalise(model) -> None:
             s = realise(_sympify(model, where, diff))
             sigma = s * sp.eye(m)
         for e in sigma:
+            if e.has(t):  # before check_symbols, which would call t an undeclared symbol
+                _err(model, where, f"diffusion {e} depends on time")
             check_symbols(e, where, "diffusion", local - {t})
             if e.has(sp.I) or any(isinstance(a, sp.Number) and a.is_real is False for a in e.atoms()):
                 _err(model, where, f"diffusion {e} is not real")
-            if e.has(t):
-                _err(model, where, f"diffusion {e} depends on time")
 
         if pop.gain is None:
             _err(model, where, "gain is missing")
         gain = realise(_sympify(model, where, pop.gain))
+        if gain.has(t):
+            _err(model, where, f"gain {gain} depends on time; it must depend on the state, position "
+                               "and parameters only")
         check_symbols(gain, where, "gain", local - {t})
         if not gain.free_symbols & xs:
             _err(model, where, f"gain {gain} does not depend on the state {[s.name for s in model.state]}")

@@ -401,17 +401,29 @@ class KineticSolver:
             return p_new, lam_new, 0
         if depth >= 8:
             what = "non-finite values" if bad else f"a negative density ({np.min(p_new):.3e})"
+            hint = "refine the x-grid or reduce dt"
+            if self.n is not None:
+                hint += (f"; at n = {self.n:g} the finite-n initial layer lasts ~1/sqrt(n) = "
+                         f"{1 / np.sqrt(self.n):.1e}: start from the shifted density (initial_layer=True)")
             raise KineticError(f"model {self.model.name!r}: the step at t = {t:.6g} produced {what} even "
-                               f"at dt = {dt:.3e}; refine the x-grid or reduce dt")
+                               f"at dt = {dt:.3e}; {hint}")
         p1, l1, k1 = self._safe_step(p, lam, t, dt / 2, "euler", depth + 1)
         p2, l2, k2 = self._safe_step(p1, l1, t + dt / 2, dt / 2, "euler", depth + 1)
         return p2, l2, 1 + k1 + k2
 
     # ---- run -------------------------------------------------------------------------------
     def run(self, T: float, dt: float, *, scheme: str = "trbdf2", record_every: float | None = None,
-            density_every: float | None = None, p0=None, lam0=None, initial_layer: bool = True) -> KineticResult:
+            density_every: float | None = None, p0=None, lam0=None,
+            initial_layer: bool | None = None) -> KineticResult:
         """Integrate to time T with step dt; record moments every ``record_every`` (default dt) and
-        densities every ``density_every`` (default: start and end only)."""
+        densities every ``density_every`` (default: start and end only).
+
+        initial_layer: shift the initial density onto the manifold first (default: True in the
+        balanced mode, False at finite n, where the equation resolves its own initial layer of
+        duration ~ 1/(sqrt(n) |eig W D|); at very large n that layer is too fast for any practical
+        dt, and initial_layer=True starts from the shifted density instead)."""
+        if initial_layer is None:
+            initial_layer = self.n is None
         if scheme not in ("euler", "trbdf2"):
             raise ValueError(f"scheme must be 'euler' or 'trbdf2', got {scheme!r}")
         if not (dt > 0 and T > 0):
@@ -419,7 +431,7 @@ class KineticSolver:
         m = self.model
         shift = None
         if p0 is None:
-            if self.n is None and initial_layer:
+            if initial_layer:
                 p, shift = self.initial_layer(0.0)
             else:
                 p = self.initial_density()

@@ -1,0 +1,49 @@
+"""`balkin verify MODEL [--sizes N,N,N] [--seeds S] [--T T] [--t0 T0] [--dt DT] [--nbins B]
+[--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL."""
+from __future__ import annotations
+
+import sys
+
+
+def add_command(subparsers) -> None:
+    from .verify import VerifySettings
+    d = VerifySettings()
+    p = subparsers.add_parser("verify", help="check the limit equations against particle simulations "
+                                             "(exit 0 on PASS, 1 on FAIL)")
+    p.add_argument("model", help="model name or file")
+    p.add_argument("--sizes", default=",".join(str(n) for n in d.sizes),
+                   help=f"network sizes n, comma separated (default {','.join(str(n) for n in d.sizes)})")
+    p.add_argument("--seeds", type=int, default=d.seeds, help=f"independent runs per size (default {d.seeds})")
+    p.add_argument("--T", type=float, default=d.T, help=f"simulated time (default {d.T:g})")
+    p.add_argument("--t0", type=float, default=d.t0, help=f"averaging window start (default {d.t0:g})")
+    p.add_argument("--dt", type=float, default=d.dt, help=f"particle time step (default {d.dt:g}; runs use dt "
+                                                          "and 2 dt for Richardson extrapolation)")
+    p.add_argument("--nbins", type=int, default=d.nbins, help=f"position bins on the ring (default {d.nbins})")
+    p.add_argument("--json", metavar="FILE", help="write every number as JSON")
+    p.add_argument("--plots", metavar="DIR", help="write figures (needs matplotlib: pip install -e '.[plot]')")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .loading import model_name
+    from .output import write_json
+    from .verify import VerifySettings, print_report, verify, write_plots
+    try:
+        sizes = tuple(int(float(v)) for v in args.sizes.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
+    s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins)
+    report = verify(model_name(args.model), s)
+    print_report(report)
+    if args.json:
+        write_json(args.json, report.to_record())
+        print(f"wrote {args.json}")
+    if args.plots:
+        for f in write_plots(report, args.plots):
+            print(f"wrote {f}")
+    if not report.passed:
+        for line in report.failure_lines():
+            print(line, file=sys.stderr)
+    return 0 if report.passed else 1

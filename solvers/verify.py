@@ -1,0 +1,494 @@
+"""`balkin verify`: particle simulations of the network against the limit equations it came from.
+
+For each network size n and each of S independent seeds the particle system is simulated on
+[0, T] and its mean state, mean gain and lambda_n = sqrt(n) r are averaged over [t0, T] per
+population and position bin (t0 leaves out the initial layer and the relaxation).  The kinetic
+solver, started from the same initial distribution, gives two predictions of the same window
+averages: the finite-n McKean–Vlasov equation (DESIGN.md §4) at that n and the balanced limit
+(§3); for linear/additive models the neural field is run as a third, which must equal the
+kinetic limit.  Predictions are averaged over each position bin the way the particles are
+(5 lattice points per bin), lambda is read at the bin centre as the particles record it.
+
+Time-step bias.  Euler–Maruyama with the stiff sqrt(n) coupling has an O(dt) bias that at large n
+exceeds the shrinking standard error (measured on ei_linear at n = 6400: the I mean moves by 1.5e-3
+per halving of dt = 0.02 -> 0.01 -> 0.005, against a standard error of 1e-3).  Each seed is therefore run
+at dt and at 2 dt with the same Brownian path (the coarse increments are sums of pairs of fine
+ones), and the window averages are Richardson-extrapolated, 2 m(dt) - m(2 dt), per batch.
+
+Standard errors.  The network's own common noise makes time averages autocorrelated, so every
+run is cut into ``nbatch`` batches and the S x nbatch batch means are treated as independent
+samples (runs are independent; batches are long compared with the relaxation times):
+se = sd(batch means) / sqrt(S nbatch).
+
+Checks (the verdict is PASS only when all hold):
+  finite-n   every |particle - finite-n| / se is below the two-sided Student-t quantile with
+             S nbatch - 1 degrees of freedom at family-wise level alpha = 1e-3, Bonferroni-corrected
+             over all (quantity, population, bin) comparisons;
+  limit-rate the RMS error e(n) of the mean state against the balanced limit, fitted as
+             log e = c + s log n over the sizes, has a 95% bootstrap interval (resampling seeds)
+             that contains the slope of the finite-n equation's own distance to the limit over the
+             same sizes, and that distance decays like n^(-1/2) asymptotically: its slope between
+             n = 1e8 and 1e10 is -0.5 +- 0.05.  (At the sizes a simulation affords the approach is
+             pre-asymptotic: measured finite-n slopes over n = 500..8000 are -0.18..-0.41 for
+             ei_linear and -0.23..-0.34 for ring_nonlinear, so a fixed band around -1/2 would reject
+             correct models.)
+Also reported: Wasserstein-1 distances between the final particle states (pooled over seeds) and
+the predicted densities per population and bin, with their spread over seeds.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats as sstats
+
+from .compiled import CompiledModel
+
+SUB = 5            # solver lattice points per particle bin (odd: centred on the bin)
+ALPHA = 1e-3       # family-wise level of the finite-n check
+
+
+@dataclass
+class VerifySettings:
+    sizes: tuple = (400, 1600, 6400)
+    seeds: int = 4
+    T: float = 12.0
+    t0: float = 4.0
+    dt: float = 0.01
+    nbins: int = 8
+    nbatch: int = 5
+    nx: int = 192
+    kinetic_dt: float = 0.05
+    bootstrap: int = 400
+
+
+@dataclass
+class VerifyReport:
+    model: str
+    settings: VerifySettings
+    bins: np.ndarray
+    per_n: list = field(default_factory=list)
+    limit: dict = field(default_factory=dict)
+    slope: dict = field(default_factory=dict)
+    checks: dict = field(default_factory=dict)
+    passed: bool = False
+    timings: dict = field(default_factory=dict)
+    plot_data: dict = field(default_factory=dict)
+
+    def failure_lines(self) -> list[str]:
+        return [f"FAIL {name}: {c['message']}" for name, c in self.checks.items() if not c["passed"]]
+
+    def to_record(self) -> dict:
+        from .output import _clean
+        per_n = [{k: v for k, v in e.items() if not k.startswith("_")} for e in self.per_n]
+        return _clean({"model": self.model, "settings": self.settings.__dict__, "bins": self.bins,
+                       "per_n": per_n, "limit": self.limit, "slope": self.slope,
+                       "checks": self.checks, "verdict": "PASS" if self.passed else "FAIL",
+                       "timings": self.timings})
+
+
+def _progress(msg, file):
+    if file is not None:
+        print(msg, file=file, flush=True)
+
+
+def _bin_average(field_, nbins, pos_dim):
+    """Average a lattice field (..., nbins*SUB per angle) over the SUB points of each bin
+    (centred); on a point there is one bin."""
+    if pos_dim == 0:
+        return field_
+    if pos_dim != 1:
+        raise ValueError("verify supports the point and the ring (torus: not yet)")
+    N = nbins * SUB
+    idx = (np.arange(nbins)[:, None] * SUB + np.arange(-(SUB // 2), SUB // 2 + 1)[None, :]) % N
+    return field_[..., idx].mean(axis=-1)
+
+
+def _bin_centre(field_, nbins, pos_dim):
+    if pos_dim == 0:
+        return field_
+    return field_[..., ::SUB]
+
+
+def _kinetic_window(cm, n, s: VerifySettings, initial_layer=None):
+    """Kinetic run from the particles' initial distribution; window averages over [t0, T] per bin,
+    the final density averaged over each bin, and the x-grid."""
+    from .kinetic import KineticSolver
+    npos = s.nbins * SUB if cm.pos_dim else 1
+    ks = KineticSolver(cm, npos=npos, nx=s.nx, n=n)
+    res = ks.run(s.T, s.kinetic_dt, record_every=s.kinetic_dt, initial_layer=initial_layer)
+    sel = res.times >= s.t0 - 1e-9
+    w = np.where(sel, 1.0, 0.0)
+    # trapezoid weights over the window
+    tt = res.times[sel]
+    wt = np.zeros_like(tt)
+    wt[1:] += np.diff(tt) / 2
+    wt[:-1] += np.diff(tt) / 2
+    wt /= wt.sum()
+    del w
+
+    def avg(arr):
+        return np.tensordot(wt, arr[sel], axes=(0, 0))
+    out = {"mean": _bin_average(avg(res.mean), s.nbins, cm.pos_dim),
+           "gbar": _bin_average(avg(res.gbar), s.nbins, cm.pos_dim),
+           "lam": _bin_centre(avg(res.lam), s.nbins, cm.pos_dim),
+           "density": _bin_average(np.moveaxis(res.density[-1], -1, -2), s.nbins, cm.pos_dim),  # (P, Nx, bins)
+           "x": res.x, "residual": float(res.residual.max()),
+           "times": res.times, "lam_series": _bin_centre(res.lam, s.nbins, cm.pos_dim)}
+    return out
+
+
+def wasserstein1(samples, x, p):
+    """W1 between the empirical law of ``samples`` and the cell density p on cell centres x
+    (uniform cells): integral |F_emp - F_pred| over the grid."""
+    h = x[1] - x[0]
+    edges = np.concatenate([[x[0] - h / 2], x + h / 2])
+    Fp = np.concatenate([[0.0], np.cumsum(p) * h])
+    Fp /= Fp[-1]
+    Fe = np.searchsorted(np.sort(samples), edges, side="right") / max(len(samples), 1)
+    inside = np.sum(np.abs(Fe - Fp)[:-1]) * h
+    # mass of samples outside the grid: distance to the grid ends
+    lo = samples[samples < edges[0]]
+    hi = samples[samples > edges[-1]]
+    return float(inside + (np.sum(edges[0] - lo) + np.sum(hi - edges[-1])) / max(len(samples), 1))
+
+
+class CoupledNoise:
+    """Brownian increments reproducible per (seed, population, fine step), so that a run at 2 dt
+    sees exactly the sums of pairs of the increments of the run at dt."""
+
+    def __init__(self, seed: int, populations, fine_dt: float, factor: int):
+        self.seed, self.pops, self.fine_dt, self.factor = int(seed), list(populations), fine_dt, factor
+
+    def __call__(self, step, pop, dt, out):
+        ia = self.pops.index(pop)
+        out[...] = 0.0
+        buf = np.empty_like(out)
+        for k in range(self.factor):
+            np.random.default_rng([self.seed, ia, step * self.factor + k]).standard_normal(out=buf)
+            out += buf
+        out *= math.sqrt(self.fine_dt)
+
+
+def verify(model, settings: VerifySettings | None = None, *, progress=sys.stdout,
+           bias: dict | None = None) -> VerifyReport:
+    """Run the verification (see the module docstring).  ``bias`` (for tests of the verifier
+    itself) adds constants to the finite-n prediction: {"mean": 0.05}."""
+    from .particles import simulate
+    s = settings or VerifySettings()
+    cm = model if isinstance(model, CompiledModel) else CompiledModel(model)
+    if cm.m != 1:
+        raise ValueError(f"model {cm.name!r}: verify needs the kinetic solver, which handles m = 1 "
+                         f"(the state has dimension {cm.m})")
+    if cm.pos_dim > 1:
+        raise ValueError(f"model {cm.name!r}: verify supports the point and the ring, not the torus yet")
+    if not (0 <= s.t0 < s.T):
+        raise ValueError(f"need 0 <= t0 < T, got t0 = {s.t0}, T = {s.T}")
+    if s.seeds < 2:
+        raise ValueError("verify needs at least 2 seeds for standard errors")
+    nbins = s.nbins if cm.pos_dim else 1
+    s.nbins = nbins
+    P = cm.P
+    t_start = time.perf_counter()
+    timings = {}
+
+    # ---- predictions: balanced limit (and field), finite n per size
+    tk = time.perf_counter()
+    limit = _kinetic_window(cm, None, s)
+    timings["kinetic_limit"] = time.perf_counter() - tk
+    _progress(f"[verify {cm.name}] kinetic balanced limit: {timings['kinetic_limit']:.1f} s", progress)
+    field_check = None
+    if all(cm.module.LINEAR_ADDITIVE.values()):
+        field_check = _field_window(cm, s, limit)
+    # ---- particle runs, with an expected-time estimate from the first run's cost per neuron-step
+    runs = [(n, seed) for n in s.sizes for seed in range(1, s.seeds + 1)]
+    work = np.array([n for n, _ in runs], float)
+    rate = None
+    per_n = []
+    done_work = 0.0
+    results = {n: [] for n in s.sizes}
+    for k, (n, seed) in enumerate(runs):
+        t1 = time.perf_counter()
+        rec = max(2 * s.dt, (s.T - s.t0) / (s.nbatch * 40))
+        batches = {}
+        for factor in (1, 2):
+            res = simulate(cm, n, s.T, s.dt * factor, seed=seed, nbins=nbins if cm.pos_dim else None,
+                           record_every=rec, noise=CoupledNoise(seed, cm.populations, s.dt, factor))
+            sel = res.times >= s.t0 - 1e-12
+            for q in ("mean", "gbar", "lam"):
+                series = getattr(res, q)[sel]
+                bm = np.array([b.mean(axis=0) for b in np.array_split(series, s.nbatch)])
+                batches[q] = 2 * bm if factor == 1 else batches[q] - bm
+            if factor == 1:
+                final, positions, centres = res.final_states, res.positions, res.bin_centres
+                run_series = (res.times, res.lam) if seed == 1 else None
+        el = time.perf_counter() - t1
+        done_work += n
+        rate = done_work / (time.perf_counter() - t_start - timings["kinetic_limit"])
+        remaining = (work.sum() - done_work) / rate
+        _progress(f"[verify {cm.name}] run {k + 1}/{len(runs)}: n = {n}, seed {seed} (dt and 2 dt): {el:.1f} s "
+                  f"(elapsed {time.perf_counter() - t_start:.0f} s, expected remaining ~{remaining:.0f} s "
+                  f"+ kinetic solves)", progress)
+        results[n].append({"batches": batches, "final": final, "positions": positions,
+                           "bin_centres": centres, "series": run_series})
+
+    for n in s.sizes:
+        tk = time.perf_counter()
+        fin = _kinetic_window(cm, n, s)
+        timings[f"kinetic_n{n}"] = time.perf_counter() - tk
+        if bias:
+            for q, v in bias.items():
+                fin[q] = fin[q] + v
+        runs_n = results[n]
+        entry = {"n": n, "seeds": s.seeds}
+        for q in ("mean", "gbar", "lam"):
+            allb = np.concatenate([r["batches"][q] for r in runs_n])          # (S nbatch, P, bins)
+            seed_means = np.array([r["batches"][q].mean(axis=0) for r in runs_n])
+            est = allb.mean(axis=0)
+            se = allb.std(axis=0, ddof=1) / math.sqrt(allb.shape[0])
+            entry[q] = {"particles": est, "se": se, "seed_means": seed_means,
+                        "finite_n": fin[q], "limit": limit[q],
+                        "err_finite_n": est - fin[q], "err_limit": est - limit[q]}
+        # Wasserstein-1 per population and bin, final states pooled over seeds
+        w1 = np.zeros((P, nbins))
+        w1_seeds = np.zeros((len(runs_n), P, nbins))
+        for ia, a in enumerate(cm.populations):
+            for b in range(nbins):
+                pooled = []
+                for r_i, r in enumerate(runs_n):
+                    xs = r["final"][a][cm.e]
+                    mask = _in_bin(r["positions"][a], b, nbins, cm.pos_dim)
+                    pooled.append(xs[mask])
+                    w1_seeds[r_i, ia, b] = wasserstein1(xs[mask], fin["x"][ia], fin["density"][ia][:, b])
+                w1[ia, b] = wasserstein1(np.concatenate(pooled), fin["x"][ia], fin["density"][ia][:, b])
+        entry["w1_finite_n"] = w1
+        entry["w1_finite_n_seed_sd"] = w1_seeds.std(axis=0, ddof=1)
+        entry["kinetic_residual"] = fin["residual"]
+        entry["_plot"] = {"x": fin["x"], "density": fin["density"], "times": fin["times"],
+                          "lam_series": fin["lam_series"], "particle_series": runs_n[0]["series"],
+                          "samples": [[np.concatenate([r["final"][a][cm.e][_in_bin(r["positions"][a], b, nbins,
+                                                                                    cm.pos_dim)]
+                                                       for r in runs_n]) for b in range(nbins)]
+                                      for a in cm.populations]}
+        per_n.append(entry)
+        _progress(f"[verify {cm.name}] kinetic finite n = {n}: {timings[f'kinetic_n{n}']:.1f} s", progress)
+
+    # the finite-n equation's distance to the limit far out, where the rate must be n^(-1/2)
+    far = (1e8, 1e10)
+    gaps = []
+    for nf in far:
+        w = _kinetic_window(cm, nf, s, initial_layer=True)
+        gaps.append(float(np.sqrt(np.mean((w["mean"] - limit["mean"]) ** 2))))
+    report = VerifyReport(cm.name, s, np.asarray(results[s.sizes[0]][0]["bin_centres"]), per_n,
+                          {"mean": limit["mean"], "gbar": limit["gbar"], "lam": limit["lam"],
+                           "asymptotic_gap": (far, gaps)})
+    report.plot_data = {"limit": limit}
+    _checks(report, results, field_check)
+    timings["total"] = time.perf_counter() - t_start
+    report.timings = timings
+    return report
+
+
+def _in_bin(pos, b, nbins, pos_dim):
+    if pos_dim == 0:
+        return np.ones(len(pos[0]) if pos else 0, bool) if pos else slice(None)
+    th = np.mod(pos[0], 2 * np.pi)
+    idx = np.floor(th / (2 * np.pi / nbins) + 0.5).astype(int) % nbins
+    return idx == b
+
+
+def _field_window(cm, s, limit):
+    """The neural field over the same window: it must equal the kinetic balanced limit."""
+    try:
+        from .field import solve_field
+    except ImportError:
+        return None
+    npos = s.nbins * SUB if cm.pos_dim else None
+    res = solve_field(cm, s.T, s.kinetic_dt, npos=npos)
+    sel = res.times >= s.t0 - 1e-9
+    tt = res.times[sel]
+    wt = np.zeros_like(tt)
+    wt[1:] += np.diff(tt) / 2
+    wt[:-1] += np.diff(tt) / 2
+    wt /= wt.sum()
+    mean = _bin_average(np.tensordot(wt, res.mean[sel], axes=(0, 0)), s.nbins, cm.pos_dim)
+    diff = float(np.abs(mean - limit["mean"]).max())
+    return diff
+
+
+def _checks(report: VerifyReport, results, field_check):
+    s = report.settings
+    checks = {}
+    # finite-n agreement
+    M = 0
+    worst = (0.0, None)
+    for e in report.per_n:
+        for q in ("mean", "gbar", "lam"):
+            z = e[q]["err_finite_n"] / np.where(e[q]["se"] > 0, e[q]["se"], np.inf)
+            e[q]["z_finite_n"] = z
+            M += z.size
+            k = np.unravel_index(np.argmax(np.abs(z)), z.shape)
+            if abs(z[k]) > abs(worst[0]):
+                worst = (float(z[k]), (e["n"], q, report_population(report, k[0]), int(k[1]),
+                                       float(e[q]["err_finite_n"][k]), float(e[q]["se"][k])))
+    dof = s.seeds * s.nbatch - 1
+    zcrit = float(sstats.t.ppf(1 - ALPHA / (2 * M), dof))
+    ok = abs(worst[0]) <= zcrit
+    w = worst[1]
+    msg = (f"max |particles - finite-n| / se = {abs(worst[0]):.2f} (critical {zcrit:.2f}: Student t, "
+           f"{dof} dof, alpha {ALPHA:g} over {M} comparisons)")
+    if w:
+        msg += (f"; worst: n = {w[0]}, {w[1]}, population {w[2]}, bin {w[3]}: error {w[4]:+.4f} "
+                f"+- {w[5]:.4f}")
+    checks["finite-n"] = {"passed": bool(ok), "message": msg, "max_z": abs(worst[0]), "critical": zcrit}
+
+    # limit error rate
+    sizes = np.array([e["n"] for e in report.per_n], float)
+    if len(sizes) >= 2:
+        def rms_err(seed_means, lim):
+            return float(np.sqrt(np.mean((seed_means.mean(axis=0) - lim) ** 2)))
+        errs = np.array([rms_err(e["mean"]["seed_means"], e["mean"]["limit"]) for e in report.per_n])
+        pred = np.array([float(np.sqrt(np.mean((e["mean"]["finite_n"] - e["mean"]["limit"]) ** 2)))
+                         for e in report.per_n])
+        slope = float(np.polyfit(np.log(sizes), np.log(errs), 1)[0])
+        pred_slope = float(np.polyfit(np.log(sizes), np.log(np.maximum(pred, 1e-300)), 1)[0])
+        rng = np.random.default_rng(2024)
+        boots = []
+        for _ in range(s.bootstrap):
+            eb = []
+            for e in report.per_n:
+                sm = e["mean"]["seed_means"]
+                pick = sm[rng.integers(0, sm.shape[0], sm.shape[0])]
+                eb.append(rms_err(pick, e["mean"]["limit"]))
+            boots.append(np.polyfit(np.log(sizes), np.log(eb), 1)[0])
+        lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
+        asym = report.limit.get("asymptotic_gap")
+        s_inf = None
+        if asym is not None:
+            s_inf = float(np.log(asym[1][1] / asym[1][0]) / np.log(asym[0][1] / asym[0][0]))
+        ok = (lo <= pred_slope <= hi) and s_inf is not None and abs(s_inf + 0.5) <= 0.05
+        report.slope = {"sizes": sizes, "rms_error_limit": errs, "slope": slope, "ci95": [lo, hi],
+                        "finite_n_limit_gap": pred, "finite_n_slope": pred_slope,
+                        "asymptotic_slope": s_inf, "asymptotic_sizes": None if asym is None else asym[0]}
+        checks["limit-rate"] = {"passed": bool(ok), "message":
+                                f"limit error slope {slope:.3f}, 95% CI [{lo:.3f}, {hi:.3f}] "
+                                f"{'contains' if lo <= pred_slope <= hi else 'misses'} the finite-n "
+                                f"equation's slope {pred_slope:.3f} over the same sizes; its asymptotic "
+                                f"slope (n = 1e8..1e10) is {s_inf:.3f} (need -0.5 +- 0.05)"}
+    else:
+        checks["limit-rate"] = {"passed": False, "message": "need at least two sizes to fit the rate"}
+    if field_check is not None:
+        checks["field"] = {"passed": field_check < 1e-3, "message":
+                           f"neural field vs kinetic limit: max |mean difference| {field_check:.2e} (< 1e-3)"}
+    report.checks = checks
+    report.passed = all(c["passed"] for c in checks.values())
+
+
+def report_population(report, ia):
+    from .loading import load_generated
+    return load_generated(report.model, check=False).POPULATIONS[ia]
+
+
+def print_report(report: VerifyReport, file=sys.stdout) -> None:
+    cmname = report.model
+    print(f"verification of {cmname}: sizes {list(report.settings.sizes)}, {report.settings.seeds} seeds, "
+          f"window [{report.settings.t0:g}, {report.settings.T:g}], dt {report.settings.dt:g}", file=file)
+    mod_pops = None
+    from .loading import load_generated
+    mod_pops = load_generated(cmname, check=False).POPULATIONS
+    print(f"{'n':>7} {'pop':>4} {'quantity':>8} {'particles':>11} {'+-se':>8} {'finite-n':>10} "
+          f"{'z':>6} {'limit':>10} {'err(limit)':>11} {'W1':>7}", file=file)
+    for e in report.per_n:
+        for ia, a in enumerate(mod_pops):
+            for q in ("mean", "gbar", "lam"):
+                d = e[q]
+                # summarise bins by the worst z (one line per population and quantity)
+                z = d["z_finite_n"][ia]
+                b = int(np.argmax(np.abs(z)))
+                w1 = e["w1_finite_n"][ia].mean()
+                print(f"{e['n']:>7} {a:>4} {q:>8} {d['particles'][ia, b]:11.4f} {d['se'][ia, b]:8.4f} "
+                      f"{d['finite_n'][ia, b]:10.4f} {z[b]:6.2f} {d['limit'][ia, b]:10.4f} "
+                      f"{d['err_limit'][ia, b]:11.4f} {w1 if q == 'mean' else float('nan'):7.4f}", file=file)
+    print("(per row: the bin with the largest |z|; W1: mean over bins of the Wasserstein-1 distance "
+          "to the finite-n density)", file=file)
+    for name, c in report.checks.items():
+        print(f"{'PASS' if c['passed'] else 'FAIL'} {name}: {c['message']}", file=file)
+    print(f"verdict: {'PASS' if report.passed else 'FAIL'}  (total {report.timings.get('total', 0):.1f} s)",
+          file=file)
+
+
+def write_plots(report: VerifyReport, outdir) -> list:
+    """Figures (needs matplotlib, the 'plot' extra): the particle histogram against the finite-n and
+    limit densities at two bins, lambda(t) of one particle run against the kinetic predictions, and
+    the limit error against n on log-log axes with an n^(-1/2) guide.  Returns the file paths."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("--plots needs matplotlib: pip install -e '.[plot]'") from None
+    from pathlib import Path
+    from .loading import load_generated
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    pops = load_generated(report.model, check=False).POPULATIONS
+    big = report.per_n[-1]
+    pdat = big["_plot"]
+    lim = report.plot_data["limit"]
+    nb = len(report.bins)
+    show = sorted({0, nb // 2})
+    files = []
+    fig, axes = plt.subplots(len(pops), len(show), figsize=(5 * len(show), 3.2 * len(pops)), squeeze=False)
+    for ia, a in enumerate(pops):
+        for jb, b in enumerate(show):
+            ax = axes[ia, jb]
+            x = pdat["x"][ia]
+            ax.hist(pdat["samples"][ia][b], bins=60, density=True, alpha=0.4, label=f"particles n={big['n']}")
+            ax.plot(x, pdat["density"][ia][:, b], label="finite-n equation")
+            ax.plot(lim["x"][ia], lim["density"][ia][:, b], "--", label="balanced limit")
+            smp = pdat["samples"][ia][b]
+            if len(smp):
+                lo_, hi_ = np.percentile(smp, [0.1, 99.9])
+                ax.set_xlim(lo_ - 1.0, hi_ + 1.0)
+            ax.set_title(f"{a}, bin at theta = {float(np.ravel(report.bins)[b]):.2f}")
+            ax.set_xlabel("x")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    files.append(out / f"{report.model}_densities.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(pops), figsize=(5 * len(pops), 3.2), squeeze=False)
+    tp, lp = pdat["particle_series"]
+    for ia, a in enumerate(pops):
+        ax = axes[0, ia]
+        ax.plot(tp, lp[:, ia, 0], lw=0.6, label=f"particles n={big['n']} (seed 1)")
+        ax.plot(pdat["times"], pdat["lam_series"][:, ia, 0], label="finite-n equation")
+        ax.plot(lim["times"], lim["lam_series"][:, ia, 0], "--", label="balanced limit")
+        ax.set_xlabel("t")
+        ax.set_ylabel(f"lambda_{a} (bin 0)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    files.append(out / f"{report.model}_lambda.png")
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+
+    sl = report.slope
+    if sl:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        n = np.asarray(sl["sizes"], float)
+        ax.loglog(n, sl["rms_error_limit"], "o-", label=f"particles (slope {sl['slope']:.2f})")
+        ax.loglog(n, sl["finite_n_limit_gap"], "s--", label=f"finite-n equation (slope {sl['finite_n_slope']:.2f})")
+        guide = sl["rms_error_limit"][-1] * (n / n[-1]) ** -0.5
+        ax.loglog(n, guide, ":", color="k", label="n^(-1/2)")
+        ax.set_xlabel("n")
+        ax.set_ylabel("RMS error of the mean vs the limit")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        files.append(out / f"{report.model}_error_vs_n.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    return [str(f) for f in files]

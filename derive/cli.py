@@ -41,6 +41,14 @@ def cmd_derive(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    if args.quick:
+        return run_demo(sizes=(200, 800), seeds=2, T=4.0, t0=1.5, plots=args.plots,
+                        quiet_derivation=True)
+    return run_demo(plots=args.plots)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="balkin", description="Kinetic limits of balanced neural networks: "
                                      "derive, generate, solve and verify.")
@@ -54,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("model", help="model file, e.g. models/ring_ei.py")
     d.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
     d.set_defaults(func=cmd_derive)
+    m = sub.add_parser("demo", help="derive, generate, solve and verify ring_ei (about a minute)")
+    m.add_argument("--plots", default="balkin-demo", help="folder for the figures (default balkin-demo/)")
+    m.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a verification)")
+    m.set_defaults(func=cmd_demo)
     try:
         from solvers.commands import register  # solver sub-commands (no SymPy at import)
     except ImportError:

@@ -91,6 +91,9 @@ class VerifyReport:
 
 
 def _progress(msg, file):
+    """Progress lines go to ``file``; True means the current sys.stdout, None means silent."""
+    if file is True:
+        file = sys.stdout
     if file is not None:
         print(msg, file=file, flush=True)
 
@@ -173,7 +176,7 @@ class CoupledNoise:
         out *= math.sqrt(self.fine_dt)
 
 
-def verify(model, settings: VerifySettings | None = None, *, progress=sys.stdout,
+def verify(model, settings: VerifySettings | None = None, *, progress=True,
            bias: dict | None = None, prediction_model=None) -> VerifyReport:
     """Run the verification (see the module docstring).
 
@@ -397,7 +400,8 @@ def report_population(report, ia):
     return load_generated(report.model, check=False).POPULATIONS[ia]
 
 
-def print_report(report: VerifyReport, file=sys.stdout) -> None:
+def print_report(report: VerifyReport, file=None) -> None:
+    file = sys.stdout if file is None else file
     cmname = report.model
     print(f"verification of {cmname}: sizes {list(report.settings.sizes)}, {report.settings.seeds} seeds, "
           f"window [{report.settings.t0:g}, {report.settings.T:g}], dt {report.settings.dt:g}", file=file)

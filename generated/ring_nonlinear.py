@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash 885b713424c159c91e168f0a4617dc475e03ec4fc359d0310b68982cf6a3d678
+# balkin generator version 1, hash a9ca3831053fd05cd067aec85cd79678d38b31a5b713c39a064008ee38f23686
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '885b713424c159c91e168f0a4617dc475e03ec4fc359d0310b68982cf6a3d678'
+GENERATOR_HASH = 'a9ca3831053fd05cd067aec85cd79678d38b31a5b713c39a064008ee38f23686'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

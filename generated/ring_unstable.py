@@ -12,7 +12,7 @@ Model 'ring_unstable': state ['x'], space Ring(theta, phi), noise ito, synaptic 
   parameters: H_E=1.0, H_I=0.4, J_EE=2.0, J_EI=4.0, J_IE=4.0, J_II=4.0, delta=0.0, eps_E=1.0, eps_I=0.25, s=1.0
 """
 # balkin model hash (canonical form): 172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a
-# balkin model source hash (sha256): 883337a2c3ebdad51538c9010dc9ab98aa03f5e9fa6c5d15f37d5f08e523bf8b
+# balkin model source hash (sha256): 39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8
 # balkin generator version 1, hash a9ca3831053fd05cd067aec85cd79678d38b31a5b713c39a064008ee38f23686
 import numpy
 
@@ -31,7 +31,7 @@ class scipy:  # noqa: N801 - stands in for the scipy package in the code below
 MODEL_NAME = 'ring_unstable'
 MODEL_PATH = 'models/ring_unstable.py'
 MODEL_HASH = '172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a'
-MODEL_SOURCE_HASH = '883337a2c3ebdad51538c9010dc9ab98aa03f5e9fa6c5d15f37d5f08e523bf8b'
+MODEL_SOURCE_HASH = '39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8'
 GENERATOR_VERSION = '1'
 GENERATOR_HASH = 'a9ca3831053fd05cd067aec85cd79678d38b31a5b713c39a064008ee38f23686'
 SPACE = 'ring'

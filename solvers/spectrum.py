@@ -1,0 +1,451 @@
+"""Spectra of a stationary balanced state (DESIGN.md §2 and §5): which ring modes grow.
+
+Fast spectrum.  Off the manifold the imbalance relaxes at rate sqrt(n) through q -> W (D q) on
+Range(W), D = dG/dm (the population mean gain slope) at the stationary state.  On the lattice, with U
+an orthonormal basis of Range(W) (solvers.kinetic.range_basis, or the same subspace from
+FieldSolver), the coupled fast matrix is  M = U^T W diag(D) U  (r x r).  Its eigenvalues mu give, at
+network size n, rates sqrt(n) Re mu and angular frequencies sqrt(n) Im mu.  Per Fourier mode
+(module.MODES groups the psi atoms; E_g is an orthonormal lattice basis of the atoms of mode g) the
+block with the theta-averaged slopes Dbar is  U_g^T W_g diag(Dbar) U_g,  W_g = (I_P x E_g)^T W (I_P x E_g),
+U_g = range_basis(W_g): exact when the stationary state is homogeneous, otherwise the modes couple
+and the coupled eigenvalues are assigned to the mode that holds most of their eigenvector.
+
+Slow spectrum (neural field, m-equation with C held at its stationary value).  The field is the DAE
+m' = A m + b + lambda e, 0 = W G(m, C) + h.  Differentiating the constraint, U^T W D S m' = 0 (S selects
+the gain's component g, E embeds lambda into component e), eliminates lambda:
+    lambda = -U (U^T W D S E U)^-1 U^T W D S (A m + b),   so   m' = (I - Pi)(A m + b),
+    Pi = E U (U^T W D S E U)^-1 U^T W D S         (the oblique projection along the lambda directions),
+and the linearisation at the stationary state is  J = (I - Pi) A  (the derivative of Pi drops out
+because Pi E U = E U).  J maps into the tangent space T = ker(U^T W D S) of the manifold and vanishes
+on the r lambda directions; the slow spectrum is that of J on T:  J_T = V^T J V,  V an orthonormal
+basis of T.  Per mode it is computed with theta-averaged A and D in the mode's subspace; modes
+outside Range(W) have no constraint and no multiplier, so their slow eigenvalues are those of the
+averaged A.  The covariance perturbations obey dC' = A dC + dC A^T (decoupled, eigenvalues
+a_i + a_j of A), listed separately.
+
+Verdict per mode (from the coupled eigenvalues assigned to it): "unstable" if an eigenvalue has
+Re > tol, "marginal" if |Re| <= tol, otherwise "oscillatory" when a fast eigenvalue is complex (damped
+fast oscillations of frequency sqrt(n) Im) and "stable" when not; tol = 1e-9 max(1, max |eig|).
+
+For a model that is not linear with additive noise the stationary state comes from the stationary
+solver (solvers.stationary.solve_balanced) and only the fast spectrum is computed, unless
+closure=True asks for the Gaussian-closure field (labelled an approximation), which has a slow part.
+
+This module never imports SymPy.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .compiled import CompiledModel
+from .field import DEFAULT_NPOS, FieldSolver, _as_model
+from .kinetic import lattice_W, range_basis
+from .output import _clean
+
+OUTSIDE = "outside Range(W)"
+REL_TOL = 1e-9
+
+__all__ = ["Spectrum", "ModeSpectrum", "spectrum", "slow_jacobian", "fast_matrix_lattice", "print_spectrum",
+           "mode_bases"]
+
+
+@dataclass
+class ModeSpectrum:
+    """One row of the table: a Fourier mode (module.MODES group, or OUTSIDE for the lattice functions
+    outside Range(W)).  fast_block / slow_block: the theta-averaged blocks; fast / slow: the coupled
+    eigenvalues assigned to this mode.  verdict: 'stable', 'oscillatory', 'marginal' or 'unstable';
+    oscillatory: a fast eigenvalue of the mode is complex."""
+
+    label: str
+    fast_block: np.ndarray
+    slow_block: np.ndarray | None
+    fast: np.ndarray
+    slow: np.ndarray | None
+    verdict: str
+    oscillatory: bool
+
+    def eigenvalues(self) -> np.ndarray:
+        parts = [self.fast] + ([self.slow] if self.slow is not None else [])
+        return np.concatenate(parts) if parts else np.zeros(0, complex)
+
+    def leading(self):
+        """The eigenvalue with the largest real part (fast preferred on ties), or None."""
+        w = self.eigenvalues()
+        if w.size == 0:
+            return None
+        return complex(w[np.argmax(w.real)])
+
+
+@dataclass
+class Spectrum:
+    """Spectrum of a stationary state.  source: 'field', 'field-gaussian-closure' or
+    'stationary-balanced' (the kinetic stationary solver: fast spectrum only).  D (P, N) the gain
+    slopes, Dbar (P,) their theta averages; fast (r,) the coupled fast eigenvalues, slow the coupled
+    slow ones (None without a field); covariance: the distinct eigenvalues of the covariance
+    equation; fast_matrix (r x r) U^T W D U, slow_matrix J_T; modes: the rows."""
+
+    model: CompiledModel
+    source: str
+    approximation: bool
+    npos: int
+    pos: tuple
+    state: object
+    D: np.ndarray
+    Dbar: np.ndarray
+    fast: np.ndarray
+    slow: np.ndarray | None
+    covariance: np.ndarray | None
+    fast_matrix: np.ndarray
+    slow_matrix: np.ndarray | None
+    modes: list
+    verdict: str
+    info: dict = field(default_factory=dict)
+
+    @property
+    def populations(self) -> tuple:
+        return self.model.populations
+
+    def mode(self, label: str) -> ModeSpectrum:
+        for m in self.modes:
+            if m.label == label:
+                return m
+        raise KeyError(f"no mode {label!r}; modes are {[m.label for m in self.modes]}")
+
+    @property
+    def unstable_modes(self) -> list:
+        return [m.label for m in self.modes if m.verdict in ("unstable", "marginal")]
+
+    @property
+    def stable(self) -> bool:
+        return not self.unstable_modes
+
+    def to_record(self, n: float | None = None) -> dict:
+        """JSON record: per mode the eigenvalues as [re, im] pairs, the verdict and, with n, the
+        fast rates and angular frequencies sqrt(n) x eig; the stationary state under "state"."""
+        pairs = lambda w: None if w is None else [[float(np.real(v)), float(np.imag(v))] for v in w]  # noqa: E731
+        rows = []
+        for m in self.modes:
+            row = {"mode": m.label, "verdict": m.verdict, "oscillatory": m.oscillatory,
+                   "fast": pairs(m.fast), "slow": pairs(m.slow), "fast_theta_averaged": pairs(m.fast_block),
+                   "slow_theta_averaged": pairs(m.slow_block)}
+            if n is not None:
+                s = math.sqrt(n)
+                row["fast_scaled"] = pairs(s * m.fast)
+                row["fast_rates"] = [float(s * v.real) for v in m.fast]
+                row["fast_angular_frequencies"] = [float(s * abs(v.imag)) for v in m.fast]
+            rows.append(row)
+        rec = {"model": self.model.name, "kind": "spectrum", "source": self.source,
+               "approximation": self.approximation, "parameters": dict(self.model.params), "n": n,
+               "npos": self.npos, "verdict": self.verdict, "unstable_modes": self.unstable_modes,
+               "D_mean": {a: float(self.Dbar[i]) for i, a in enumerate(self.populations)},
+               "fast": pairs(self.fast), "slow": pairs(self.slow), "covariance": pairs(self.covariance),
+               "modes": rows, **self.info}
+        if hasattr(self.state, "to_record"):
+            rec["state"] = self.state.to_record()
+        return _clean(rec)
+
+
+# ---------------------------------------------------------------------------------------------
+# the matrices
+# ---------------------------------------------------------------------------------------------
+
+def mode_bases(model: CompiledModel, pos) -> list:
+    """[(label, E_g (N, k_g) orthonormal lattice basis of the psi atoms of mode g)] from the module's
+    PSI and MODES (empty for a non-separable kernel)."""
+    if not model.separable:
+        return []
+    psi = model.psi(pos)                                      # (K, N)
+    labels = tuple(model.module.PSI)
+    out = []
+    for grp in model.module.MODES:
+        Eg, _ = np.linalg.qr(psi[list(grp)].T)
+        out.append((",".join(labels[k] for k in grp), Eg))
+    return out
+
+
+def fast_matrix_lattice(W: np.ndarray, U: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """U^T W diag(D) U: the matrix of q -> W (D q) on Range(W) in the basis U (D flattened (P N,))."""
+    return U.T @ (W @ (np.ravel(D)[:, None] * U))
+
+
+def slow_jacobian(A: np.ndarray, W: np.ndarray, U: np.ndarray, D: np.ndarray, e: int, g: int):
+    """The slow Jacobian on the manifold's tangent space (module doc).
+
+    A (P, N, m, m) drift matrices, W (P N, P N), U (P N, r), D (P, N) gain slopes, e input component,
+    g gain component.  State vectors are ordered (population, position, component).  Returns
+    (J_T, V, J): J_T = V^T J V (d x d, d = P N m - r), V (P N m, d) orthonormal basis of
+    T = ker(U^T W D S), J = (I - Pi) A (P N m square)."""
+    P, N, m = A.shape[:3]
+    n = P * N * m
+    idx = np.arange(P * N)
+    Afull = np.zeros((n, n))
+    for k in range(P * N):
+        a, i = divmod(k, N)
+        Afull[k * m:(k + 1) * m, k * m:(k + 1) * m] = A[a, i]
+    Ee = np.zeros((n, P * N))
+    Ee[idx * m + e, idx] = 1.0
+    R = np.zeros((U.shape[1], n))                              # U^T W D S
+    R[:, idx * m + g] = U.T @ W * np.ravel(D)[None, :]
+    if U.shape[1] == 0:
+        return Afull.copy(), np.eye(n), Afull.copy()
+    M = R @ Ee @ U
+    Pi = Ee @ U @ np.linalg.solve(M, R)
+    J = Afull - Pi @ Afull
+    _, s, Vh = np.linalg.svd(R)
+    rank = int(np.count_nonzero(s > 1e-12 * max(s.max(), 1e-300)))
+    V = Vh[rank:].T
+    return V.T @ J @ V, V, J
+
+
+def _assign(w: np.ndarray, vectors: np.ndarray, bases: list, P: int, N: int, m: int = 1) -> np.ndarray:
+    """Mode index (len(bases) = OUTSIDE) of each eigenvalue w[j] with eigenvector vectors[:, j]
+    (lattice vectors ordered (population, position[, component])).  Eigenvalues that coincide (to
+    1e-8 relative) form one eigenspace, whose eigenvectors are an arbitrary basis of it (e.g. mixtures
+    of the cos and sin modes of a homogeneous state): the cluster's k copies are shared out among the
+    modes in proportion to the squared norm of the eigenspace's projection onto each mode (largest
+    remainders), so that a degenerate pair gives one eigenvalue to each of its modes."""
+    k = vectors.shape[1]
+    owner = np.zeros(k, int)
+    if k == 0:
+        return owner
+    scale = max(1.0, float(np.abs(w).max()))
+    order = np.lexsort((w.imag, w.real))
+    clusters, cur = [], [order[0]]
+    for j in order[1:]:
+        if abs(w[j] - w[cur[-1]]) <= 1e-8 * scale:
+            cur.append(j)
+        else:
+            clusters.append(cur)
+            cur = [j]
+    clusters.append(cur)
+    for cl in clusters:
+        Y = vectors[:, cl]
+        Uy, sv, _ = np.linalg.svd(Y, full_matrices=False)
+        Y = Uy[:, sv > 1e-8 * sv[0]] if sv.size and sv[0] > 0 else Y
+        V = Y.reshape(P, N, m, -1)
+        weights = np.zeros(len(bases) + 1)
+        for g, (_, Eg) in enumerate(bases):
+            proj = np.einsum("nq,pncj->pqcj", Eg, V)
+            weights[g] = float(np.sum(np.abs(proj) ** 2))
+        weights[-1] = max(float(np.sum(np.abs(V) ** 2)) - weights[:-1].sum(), 0.0)
+        share = weights / max(weights.sum(), 1e-300) * len(cl)
+        counts = np.floor(share).astype(int)
+        for g in np.argsort(-(share - counts))[:len(cl) - counts.sum()]:
+            counts[g] += 1
+        labels = np.repeat(np.arange(len(weights)), counts)
+        owner[cl] = labels
+    return owner
+
+
+def _sorted(w):
+    w = np.asarray(w, complex)
+    return w[np.lexsort((w.imag, w.real))]
+
+
+def _verdict(fast, slow, scale):
+    w = np.concatenate([fast] + ([slow] if slow is not None else []))
+    tol = REL_TOL * scale
+    osc = bool(fast.size and np.any(np.abs(fast.imag) > tol))
+    if w.size == 0:
+        return "stable", osc
+    if np.any(w.real > tol):
+        return "unstable", bool(np.any((np.abs(w.imag) > tol) & (w.real > tol)))
+    if np.any(np.abs(w.real) <= tol):
+        return "marginal", osc
+    return ("oscillatory" if osc else "stable"), osc
+
+
+# ---------------------------------------------------------------------------------------------
+# the spectrum of a model
+# ---------------------------------------------------------------------------------------------
+
+def spectrum(model, *, npos: int | None = None, params=None, closure: bool = False, state=None,
+             t: float = 0.0) -> Spectrum:
+    """The spectrum around the stationary balanced state of ``model`` on a lattice of ``npos``
+    positions per angle.  Linear/additive models (or closure=True): the stationary field
+    (solvers.field), fast and slow spectra.  Otherwise: solvers.stationary.solve_balanced
+    (check_stability=False), fast spectrum only.  ``state``: a precomputed FieldStationary or
+    StationaryResult on the same lattice."""
+    cm = _as_model(model, params)
+    linear = all(dict(getattr(cm.module, "LINEAR_ADDITIVE", {})).get(a, False) for a in cm.populations)
+    npos = DEFAULT_NPOS[cm.space] if npos is None else int(npos)
+    if cm.pos_dim == 0:
+        npos = 1
+    P = cm.P
+    if linear or closure:
+        fs = FieldSolver(cm, npos=npos, closure=closure)
+        st = fs.stationary(t) if state is None else state
+        W, U, pos, N = fs.W, fs.U, fs.pos, fs.N
+        D = st.slope
+        source = fs.kind
+        approx = fs.approximation
+        e, g, m = fs.e, fs.gc, fs.m
+        A = st.A
+    else:
+        try:
+            from .stationary import solve_balanced
+        except ImportError as exc:                                  # pragma: no cover
+            raise RuntimeError(f"model {cm.name!r} is not linear with additive noise, so its spectrum needs the "
+                               f"stationary solver (solvers.stationary), which is not available: {exc}") from exc
+        st = solve_balanced(cm, npos=npos, t=t, check_stability=False) if state is None else state
+        pos = cm.grid(npos)
+        N = cm.n_positions(npos)
+        W = lattice_W(cm, pos)
+        U = range_basis(W)
+        D = st.slope
+        source = st.kind
+        approx = False
+        A = None
+    bases = mode_bases(cm, pos)
+    Dbar = np.asarray(D, float).mean(axis=1)
+    # coupled fast spectrum
+    Mf = fast_matrix_lattice(W, U, D)
+    wf, Yf = np.linalg.eig(Mf) if Mf.size else (np.zeros(0, complex), np.zeros((0, 0)))
+    owner_f = _assign(wf, U @ Yf, bases, P, N) if wf.size else np.zeros(0, int)
+    # coupled slow spectrum
+    Js = ws = owner_s = cov = None
+    if A is not None:
+        Js, V, _ = slow_jacobian(A, W, U, D, e, g)
+        ws, Ys = np.linalg.eig(Js) if Js.size else (np.zeros(0, complex), np.zeros((0, 0)))
+        owner_s = _assign(ws, V @ Ys, bases, P, N, m) if ws.size else np.zeros(0, int)
+        ev = np.linalg.eigvals(A)                                   # (P, N, m)
+        cov = np.unique(np.round((ev[..., :, None] + ev[..., None, :]).ravel(), 12))
+    scale = max(1.0, float(np.abs(wf).max()) if wf.size else 0.0,
+                float(np.abs(ws).max()) if ws is not None and ws.size else 0.0)
+    # theta-averaged blocks and the rows
+    rows = []
+    labels = [lab for lab, _ in bases] + [OUTSIDE]
+    Abar = A.mean(axis=1) if A is not None else None                # (P, m, m)
+    for j, label in enumerate(labels):
+        if j < len(bases):
+            Eg = bases[j][1]
+            k = Eg.shape[1]
+            Ig = np.kron(np.eye(P), Eg)                             # (P N, P k)
+            Wg = Ig.T @ W @ Ig
+            Ug = range_basis(Wg)
+            Dg = np.repeat(Dbar[:, None], k, axis=1)
+            fb = _sorted(np.linalg.eigvals(fast_matrix_lattice(Wg, Ug, Dg))) if Ug.shape[1] else np.zeros(0, complex)
+            sb = None
+            if Abar is not None:
+                Ag = np.repeat(Abar[:, None], k, axis=1)
+                JT, _, _ = slow_jacobian(Ag, Wg, Ug, Dg, e, g)
+                sb = _sorted(np.linalg.eigvals(JT)) if JT.size else np.zeros(0, complex)
+        else:
+            fb = np.zeros(0, complex)
+            sb = _sorted(np.linalg.eigvals(Abar).ravel()) if Abar is not None else None
+        fast = _sorted(wf[owner_f == j])
+        slow = _sorted(ws[owner_s == j]) if ws is not None else None
+        if j == len(bases) and fast.size == 0 and (slow is None or slow.size == 0):
+            if bases or Abar is None:
+                continue                                            # nothing outside Range(W)
+        verdict, osc = _verdict(fast, slow, scale)
+        rows.append(ModeSpectrum(label, fb, sb, fast, slow, verdict, osc))
+    if not bases:                                                   # non-separable: one lattice row
+        rows = [ModeSpectrum("lattice", np.zeros(0, complex), None, _sorted(wf),
+                             None if ws is None else _sorted(ws), *_verdict(_sorted(wf), ws, scale))]
+    unstable = [r.label for r in rows if r.verdict in ("unstable", "marginal")]
+    if unstable:
+        verdict = "unstable"
+    elif any(r.verdict == "oscillatory" for r in rows):
+        verdict = "oscillatory"
+    else:
+        verdict = "stable"
+    info = {"rank_W": int(U.shape[1]), "state_kind": getattr(st, "kind", None)}
+    return Spectrum(cm, source, approx, npos, pos, st, np.asarray(D, float), Dbar, _sorted(wf),
+                    None if ws is None else _sorted(ws), cov, Mf, Js, rows, verdict, info)
+
+
+# ---------------------------------------------------------------------------------------------
+# printing
+# ---------------------------------------------------------------------------------------------
+
+def _fmt_list(w, scale=1.0, limit=4) -> str:
+    """Eigenvalues, conjugate pairs as a±bi, repeats as (xk); at most ``limit`` distinct entries."""
+    if w is None:
+        return "n/a"
+    w = np.asarray(w, complex) * scale
+    if w.size == 0:
+        return "-"
+    tol = 1e-9 * max(1.0, float(np.abs(w).max()))
+    items = []
+    used = np.zeros(w.size, bool)
+    for i, v in enumerate(w):
+        if used[i]:
+            continue
+        if abs(v.imag) > tol:
+            used[i] = True
+            j = [k for k in range(w.size) if not used[k] and abs(w[k] - v.conjugate()) <= 1e-7 * max(1, abs(v))]
+            if j:
+                used[j[0]] = True
+            items.append(f"{v.real:.4g}±{abs(v.imag):.4g}i" if j else f"{v.real:.4g}{v.imag:+.4g}i")
+        else:
+            items.append(f"{v.real:.4g}")
+            used[i] = True
+    counts = {}
+    for s in items:
+        counts[s] = counts.get(s, 0) + 1
+    out = [s if c == 1 else f"{s} (x{c})" for s, c in counts.items()]
+    if len(out) > limit:
+        cplx = ", some complex" if np.any(np.abs(w.imag) > tol) else ""
+        return f"{w.size} values, Re in [{w.real.min():.4g}, {w.real.max():.4g}]{cplx}"
+    return ", ".join(out)
+
+
+def print_spectrum(spec: Spectrum, n: float | None = None, file=None) -> None:
+    file = file or sys.stdout
+    cm = spec.model
+    if spec.approximation:
+        from .field import CLOSURE_NOTE
+        print(f"*** {CLOSURE_NOTE} ***", file=file)
+    where = f"{spec.npos} positions" if cm.pos_dim else "no space"
+    print(f"spectrum of model {cm.name} at its stationary balanced state ({spec.source}, {where}, "
+          f"rank W = {spec.info['rank_W']})", file=file)
+    print("gain slopes D = dG/dm averaged over theta: "
+          + ", ".join(f"{a} {spec.Dbar[i]:.6g}" for i, a in enumerate(cm.populations)), file=file)
+    print("fast: eigenvalues mu of W D on Range(W) (rates sqrt(n) mu at network size n); slow: the field on "
+          "the manifold (O(1) rates)", file=file)
+    w1, w2, w3 = 28, 28, 36
+    print(f"{'mode (psi)':<18} {'fast, theta-avg D':<{w1}} {'fast, coupled':<{w2}} {'slow, coupled':<{w3}} verdict",
+          file=file)
+    for r in spec.modes:
+        print(f"{r.label:<18} {_fmt_list(r.fast_block):<{w1}} {_fmt_list(r.fast):<{w2}} "
+              f"{_fmt_list(r.slow, limit=3):<{w3}} {r.verdict}", file=file)
+    if spec.covariance is not None and spec.covariance.size:
+        print(f"covariance equation (decoupled): {_fmt_list(spec.covariance)}", file=file)
+    if n is not None:
+        s = math.sqrt(n)
+        print(f"at n = {n:g} (sqrt(n) = {s:.6g}): fast rates and angular frequencies sqrt(n) x mu", file=file)
+        for r in spec.modes:
+            if r.fast.size == 0:
+                continue
+            parts = []
+            shown = [v for v in r.fast[::-1] if v.imag >= -REL_TOL]     # largest real parts first
+            for v in shown[:6]:
+                txt = f"rate {s * v.real:.5g}"
+                if abs(v.imag) > REL_TOL:
+                    txt += f", frequency {s * v.imag:.5g} rad/time (period {2 * math.pi / (s * v.imag):.5g})"
+                parts.append(txt)
+            more = f"; ... ({len(shown) - 6} more)" if len(shown) > 6 else ""
+            print(f"  {r.label:<16} " + "; ".join(parts) + more, file=file)
+    if spec.verdict == "unstable":
+        bad = []
+        for r in spec.modes:
+            if r.verdict not in ("unstable", "marginal"):
+                continue
+            lead = r.leading()
+            txt = f"mode {r.label} ({r.verdict}"
+            if lead is not None:
+                txt += f", leading eigenvalue{'s' if abs(lead.imag) > 0 else ''} {_fmt_list([lead, lead.conjugate()] if abs(lead.imag) > 0 else [lead])}"
+                if n is not None and r.fast.size and lead.real > 0 and np.any(np.isclose(r.fast, lead)):
+                    txt += f"; at n = {n:g}: growth {math.sqrt(n) * lead.real:.4g}"
+                    if abs(lead.imag) > 0:
+                        txt += f", frequency {math.sqrt(n) * abs(lead.imag):.4g}"
+            bad.append(txt + ")")
+        print("verdict: UNSTABLE: " + "; ".join(bad) + ". The balanced manifold is not attracting there: no "
+              "balanced large-n limit (patterns or oscillations instead).", file=file)
+    else:
+        print(f"verdict: {spec.verdict} (every eigenvalue in the open left half-plane)", file=file)

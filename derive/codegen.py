@@ -57,6 +57,7 @@ class ModuleWriter:
         self.chunks: list[str] = []
         self.specs: list[tuple] = []   # (name, args, outputs, as_array): what each function computes
         self.uses_scipy = False
+        self.gain_closed_form: dict = {}   # population -> field_gain_P is a closed form
 
     def _signature(self, args):
         parts = list(args)
@@ -203,6 +204,7 @@ def _write(model, model_path, derivation, recorded_path):
             from .field import gaussian_expectation
             xm, xv = sp.Symbol("mean", real=True), sp.Symbol("var", real=True)
             G = gaussian_expectation(pop.gain, model.state[comp[0]], xm, xv)
+            w.gain_closed_form[P] = G is not None
             if G is not None:
                 w.function(f"field_gain_{P}", ["mean", "var"] + pos, G,
                            f"G_{P}(mean, var) = E[g(mean + sqrt(var) Z)], closed form "
@@ -314,7 +316,7 @@ def _assemble(model, d, w, model_path, recorded_path):
         f"STATIONARY_CLOSED_FORM = "
         f"{dict((n, bool(pd.stationary and pd.stationary.closed_form)) for n, pd in pops.items())!r}",
         f"FIELD_GAIN_CLOSED_FORM = "
-        f"{dict((n, bool(pd.field and pd.field.G is not None)) for n, pd in pops.items())!r}",
+        f"{dict((p.name, bool(w.gain_closed_form.get(p.name, False))) for p in model.populations)!r}",
         f"DYNAMICS_TIME_DEPENDENT = "
         f"{dict((p.name, bool(pops[p.name].ito_drift.has(t) or p.input.has(t))) for p in model.populations)!r}",
         f"DRIVE_TIME_DEPENDENT = {dict((p.name, bool(p.drive.has(t))) for p in model.populations)!r}",

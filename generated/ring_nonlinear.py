@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash a9ca3831053fd05cd067aec85cd79678d38b31a5b713c39a064008ee38f23686
+# balkin generator version 1, hash 33b37b84ac0e3bf1e1088e88963f85ffbad1a04a7075febc475f34fed8194116
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'a9ca3831053fd05cd067aec85cd79678d38b31a5b713c39a064008ee38f23686'
+GENERATOR_HASH = '33b37b84ac0e3bf1e1088e88963f85ffbad1a04a7075febc475f34fed8194116'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -47,7 +47,7 @@ PARAMETERS = {'H_E': 0.45, 'H_I': 0.5, 'J_EE': 1.0, 'J_EI': 2.0, 'J_IE': 1.5, 'J
 LINEAR_ADDITIVE = {'E': False, 'I': False}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
-FIELD_GAIN_CLOSED_FORM = {'E': False, 'I': False}
+FIELD_GAIN_CLOSED_FORM = {'E': True, 'I': True}
 DYNAMICS_TIME_DEPENDENT = {'E': False, 'I': False}
 DRIVE_TIME_DEPENDENT = {'E': False, 'I': False}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))

@@ -9,7 +9,7 @@ differential-algebraic system
 
 with A, c, Q = sigma sigma^T from the generated field_A_P / field_c_P / field_noise_P, u from input_P,
 G from field_gain_P (closed form or Gauss–Hermite, as generated; g is the gain's state component,
-which must be the input component e), W the lattice operator of solvers.kinetic.lattice_W and
+which must be the input component e), W the lattice operator of solvers.lattice_coupling.lattice_W and
 lambda = U l with U = range_basis(W) (orthonormal columns, P N x r).
 
 Time stepping (``FieldSolver.run``): an exponential integrator with the coefficients frozen at the
@@ -57,7 +57,8 @@ import numpy as np
 
 from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
-from .kinetic import KineticSolver, lattice_W, range_basis
+from .kinetic import KineticSolver
+from .lattice_coupling import lattice_W, range_basis
 from .output import state_record, theta_list
 
 DEFAULT_NPOS = {"point": 1, "ring": 64, "torus2": 32}

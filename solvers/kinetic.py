@@ -37,6 +37,7 @@ import numpy as np
 from . import fp1d
 from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
+from .lattice_coupling import lattice_W, range_basis
 from .output import state_record, theta_list
 
 GAMMA = 2.0 - np.sqrt(2.0)
@@ -98,26 +99,6 @@ class KineticResult:
         np.savez_compressed(path, **arrays)
 
 
-def lattice_W(model: CompiledModel, pos) -> np.ndarray:
-    """W[(a,i),(b,j)] = alpha_b w_ab(theta_i, theta_j) / Npos, shape (P Npos, P Npos)."""
-    N = model.n_positions_of(pos)
-    P = model.P
-    W = np.zeros((P * N, P * N))
-    for ia, a in enumerate(model.populations):
-        for ib, b in enumerate(model.populations):
-            W[ia * N:(ia + 1) * N, ib * N:(ib + 1) * N] = model.alpha[ib] * model.kernel_matrix(a, b, pos, pos) / N
-    return W
-
-
-def range_basis(W: np.ndarray, tol: float = 1e-10) -> np.ndarray:
-    """Orthonormal basis (columns) of the column space of W: left singular vectors with
-    singular value > tol * largest."""
-    U, s, _ = np.linalg.svd(W)
-    if s.size == 0 or s[0] == 0:
-        return U[:, :0]
-    return U[:, s > tol * s[0]]
-
-
 def gaussian_initial(mean=0.0, sd=1.0):
     """Initial density callable p0(x, a, theta_j) of N(mean, sd^2)."""
     def p0(x, a, j):
@@ -173,6 +154,8 @@ class KineticSolver:
         dyn = getattr(m.module, "DYNAMICS_TIME_DEPENDENT", None)
         self.static = dyn is not None and not any(dyn.values())
         self._V0 = None
+        self._fixed = None
+        self._drive_static = None
 
     # ---- grid ------------------------------------------------------------------------------
     def _intervals(self, interval, npos):
@@ -208,7 +191,14 @@ class KineticSolver:
         return out
 
     def drive(self, t: float) -> np.ndarray:
-        return self.model.drive(self.pos, t)            # (P, Npos)
+        """h at the lattice positions, (P, Npos) (cached when h does not depend on t)."""
+        if self._drive_static is not None:
+            return self._drive_static
+        h = self.model.drive(self.pos, t)
+        dyn = getattr(self.model.module, "DRIVE_TIME_DEPENDENT", None)
+        if dyn is not None and not any(dyn.values()):
+            self._drive_static = h
+        return h
 
     def gbar(self, p):
         """gbar[a, j] = sum_i g p h; p may carry a trailing RHS axis."""
@@ -325,6 +315,8 @@ class KineticSolver:
         p_next = y + dlam * z to first order in dlam.  Since every (population, position) block is
         solved separately and dlam is a number per block, one extra right-hand side gives z."""
         Dh, hv = self.Dh, self.hv[..., 0, None]
+        if self.U.shape[1] == 0 and self.n is None and self.static:
+            return self._fixed_operator_step(p, lam, dt, scheme), np.zeros_like(p)
         V_new = self.velocity(t + dt) + lam[..., None]
         a1, b1, da, db = fp1d.face_coefficients(V_new, Dh, hv)
         S1 = fp1d.operator_bands(a1, b1, hv)
@@ -352,6 +344,24 @@ class KineticSolver:
         sol = fp1d.solve_factored(F1, rhs2)
         return sol[..., 0], sol[..., 1]
 
+    def _fixed_operator_step(self, p, lam, dt, scheme):
+        """No multiplier (W = 0) and autonomous dynamics: the operator never changes, so its bands
+        and LU factors are computed once per (scheme, dt) and reused."""
+        key = (scheme, dt)
+        if self._fixed is None or self._fixed[0] != key:
+            hv = self.hv[..., 0, None]
+            a, b, _, _ = fp1d.face_coefficients(self.velocity(0.0) + lam[..., None], self.Dh, hv, False)
+            S = fp1d.operator_bands(a, b, hv)
+            c = dt if scheme == "euler" else GAMMA / 2 * dt
+            self._fixed = (key, S, fp1d.factor_shifted(*S, c), c)
+        _, S, F, c = self._fixed
+        if scheme == "euler":
+            return fp1d.solve_factored(F, p)
+        st1 = fp1d.solve_factored(F, p + c * fp1d.apply_bands(*S, p))
+        alpha = 1.0 / (GAMMA * (2 - GAMMA))
+        beta = (1 - GAMMA) ** 2 / (GAMMA * (2 - GAMMA))
+        return fp1d.solve_factored(F, alpha * st1 - beta * p)
+
     def _basis(self, t):
         """Admissible lambda directions on the lattice, (P, Npos, r)."""
         U = self.U
@@ -367,6 +377,8 @@ class KineticSolver:
         finite-n relation) exactly for the step's affine dependence on it."""
         basis, U = self._basis(t + dt)                               # (P, Npos, r), (P Npos, r)
         y, z = self._affine_step(p, lam, t, dt, scheme)
+        if U.shape[1] == 0:
+            return y, lam
         h = self.drive(t + dt).reshape(-1)
         Gy = self.W_apply(self.gbar(y)).reshape(-1)
         GZ = self.W_apply(basis * self.gbar(z)[..., None]).reshape(self.model.P * self.Npos, -1)
@@ -377,8 +389,6 @@ class KineticSolver:
             s = np.sqrt(self.n)
             A = np.eye(U.shape[1]) - s * U.T @ GZ
             rhs = U.T @ (s * (Gy + h) - lam.reshape(-1))
-        if U.shape[1] == 0:
-            return y, lam
         try:
             c = np.linalg.solve(A, rhs)
         except np.linalg.LinAlgError:

@@ -185,3 +185,25 @@ class LatticeCoupling:
             return None
         w = np.concatenate(allw)
         return w[np.lexsort((w.imag, w.real))], per_mode
+
+
+# ---- the dense lattice matrix (time-dependent solvers work with lattice fields) --------------
+
+def lattice_W(model, pos) -> np.ndarray:
+    """W[(a,i),(b,j)] = alpha_b w_ab(theta_i, theta_j) / Npos, shape (P Npos, P Npos)."""
+    N = model.n_positions_of(pos)
+    P = model.P
+    W = np.zeros((P * N, P * N))
+    for ia, a in enumerate(model.populations):
+        for ib, b in enumerate(model.populations):
+            W[ia * N:(ia + 1) * N, ib * N:(ib + 1) * N] = model.alpha[ib] * model.kernel_matrix(a, b, pos, pos) / N
+    return W
+
+
+def range_basis(W: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """Orthonormal basis (columns) of the column space of W: left singular vectors with
+    singular value > tol * largest."""
+    U, s, _ = np.linalg.svd(W, full_matrices=False)
+    if s.size == 0 or s[0] == 0:
+        return U[:, :0]
+    return U[:, s > tol * s[0]]

@@ -2,7 +2,7 @@
 
 Fast spectrum.  Off the manifold the imbalance relaxes at rate sqrt(n) through q -> W (D q) on
 Range(W), D = dG/dm (the population mean gain slope) at the stationary state.  On the lattice, with U
-an orthonormal basis of Range(W) (solvers.kinetic.range_basis, or the same subspace from
+an orthonormal basis of Range(W) (solvers.lattice_coupling.range_basis, or the same subspace from
 FieldSolver), the coupled fast matrix is  M = U^T W diag(D) U  (r x r).  Its eigenvalues mu give, at
 network size n, rates sqrt(n) Re mu and angular frequencies sqrt(n) Im mu.  Per Fourier mode
 (module.MODES groups the psi atoms; E_g is an orthonormal lattice basis of the atoms of mode g) the
@@ -43,7 +43,7 @@ import numpy as np
 
 from .compiled import CompiledModel
 from .field import DEFAULT_NPOS, FieldSolver, _as_model
-from .kinetic import lattice_W, range_basis
+from .lattice_coupling import lattice_W, range_basis
 from .output import _clean
 
 OUTSIDE = "outside Range(W)"

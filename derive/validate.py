@@ -91,8 +91,10 @@ def validate_and_normalise(model) -> None:
         extra = {s for s in expr.free_symbols if s not in allowed}
         if extra:
             names = ", ".join(sorted(s.name for s in extra))
+            hint = ("; the space is Point(), so nothing may depend on a position" if isinstance(space, Point)
+                    else "")
             _err(model, where, f"{what} {expr} uses undeclared symbol(s) {names} "
-                               f"(declare them in parameters=)")
+                               f"(declare them in parameters=){hint}")
 
     def position_check(expr, where, what):
         if isinstance(space, Point) and expr.free_symbols & (th | ph):

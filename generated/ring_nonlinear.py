@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash 33b37b84ac0e3bf1e1088e88963f85ffbad1a04a7075febc475f34fed8194116
+# balkin generator version 1, hash ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '33b37b84ac0e3bf1e1088e88963f85ffbad1a04a7075febc475f34fed8194116'
+GENERATOR_HASH = 'ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -13,7 +13,7 @@ Model 'ring_unstable': state ['x'], space Ring(theta, phi), noise ito, synaptic 
 """
 # balkin model hash (canonical form): 172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a
 # balkin model source hash (sha256): 39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8
-# balkin generator version 1, hash 33b37b84ac0e3bf1e1088e88963f85ffbad1a04a7075febc475f34fed8194116
+# balkin generator version 1, hash ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_unstable.py'
 MODEL_HASH = '172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a'
 MODEL_SOURCE_HASH = '39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '33b37b84ac0e3bf1e1088e88963f85ffbad1a04a7075febc475f34fed8194116'
+GENERATOR_HASH = 'ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

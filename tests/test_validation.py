@@ -201,3 +201,13 @@ def test_normalisation_makes_symbols_real():
     assert list(model.parameters) == [kr]
     assert model.populations[0].drift == sp.Matrix([-kr * xr])
     assert model.populations[0].diffusion == sp.Matrix([[1]])
+
+
+def test_position_dependence_on_a_point_space_is_named():
+    """A drift that uses an angle on a Point() space: the message says the space has no position."""
+    import sympy as sp
+    from derive import Model, ModelError, Phi, Point, Population
+    x, theta = sp.symbols("x theta")
+    with pytest.raises(ModelError, match=r"population E.*theta.*Point\(\), so nothing may depend on a position"):
+        Model(name="pt", state=[x], space=Point(),
+              populations=[Population("E", drift=-x + sp.cos(theta), gain=Phi(x))], kernel={})

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 
-def run_demo(model_file="models/ring_ei.py", *, sizes=(300, 1200, 4800), seeds=3, T=10.0, t0=3.0,
+def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, t0=None,
              plots="balkin-demo", quiet_derivation=False, out=print) -> int:
+    """Run the pipeline; sizes, seeds, T, t0 default to those of `balkin verify`."""
     from solvers.compiled import CompiledModel
     from solvers.kinetic import KineticSolver
     from solvers.loading import load_generated
@@ -22,6 +23,11 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=(300, 1200, 4800), seeds=3
     from .derivation import derive, render
     from .loader import load_model, project_root, relative_path
 
+    dflt = VerifySettings()
+    sizes = dflt.sizes if sizes is None else sizes
+    seeds = dflt.seeds if seeds is None else seeds
+    T = dflt.T if T is None else T
+    t0 = dflt.t0 if t0 is None else t0
     t_start = time.perf_counter()
     root = project_root()
     path = Path(model_file) if Path(model_file).is_absolute() else root / model_file

@@ -7,6 +7,7 @@ from scipy.special import ndtri
 
 from derive import Model, Phi, Point, Population
 from derive.codegen import compile_module
+from derive.loader import model_files
 from solvers.compiled import CompiledModel
 from solvers.kinetic import KineticError, KineticSolver
 
@@ -124,7 +125,7 @@ def test_ei_linear_finite_n_matches_design_values():
         assert res.residual.max() < 1e-9
 
 
-@pytest.mark.parametrize("name", ["ei_linear", "ring_ei", "ei_multiplicative", "ring_nonlinear"])
+@pytest.mark.parametrize("name", [p.stem for p in model_files()])
 @pytest.mark.parametrize("n", [None, 1000])
 def test_mass_positivity_and_constraint_on_every_model(name, n):
     ks = KineticSolver(name, npos=16, nx=128, interval=(-6, 6), n=n)

@@ -5,11 +5,41 @@ import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
 
+class ndtr(sp.Function):
+    """The standard normal CDF as one special function (printed as scipy.special.ndtr): faster
+    than (1 + erf(x/sqrt 2))/2 and accurate in the left tail, where that form cancels."""
+
+
+def _normal_cdf_form(expr):
+    """Rewrite every 1/2 + erf(u)/2 (within a sum) as ndtr(sqrt(2) u)."""
+    def is_half_erf(term):
+        c, rest = term.as_coeff_Mul()
+        return c == sp.S.Half and isinstance(rest, sp.erf)
+
+    def rewrite(e):
+        if not isinstance(e, sp.Add):
+            return e
+        terms = list(e.args)
+        if sp.S.Half not in terms:
+            return e
+        for t in terms:
+            if is_half_erf(t):
+                u = t.as_coeff_Mul()[1].args[0]
+                rest = [a for a in terms if a is not t]
+                rest.remove(sp.S.Half)
+                return sp.Add(ndtr(sp.sqrt(2) * u), *rest)
+        return e
+    return expr.replace(lambda e: isinstance(e, sp.Add), rewrite)
+
+
 class BalkinPrinter(SciPyPrinter):
     """SciPy's printer with plain names for constants and binary numpy.maximum/minimum."""
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False})
+
+    def _print_ndtr(self, expr):
+        return f"scipy.special.ndtr({self._print(expr.args[0])})"
 
     def _print_Pi(self, expr):
         return "numpy.pi"
@@ -48,6 +78,7 @@ def pycode(expr) -> str:
     """NumPy source for ``expr``; raises ValueError naming the expression if a function has no
     NumPy/SciPy counterpart."""
     from sympy.printing.codeprinter import PrintMethodNotImplementedError
+    expr = _normal_cdf_form(sp.sympify(expr))
     try:
         text = _PRINTER.doprint(expr)
     except PrintMethodNotImplementedError as exc:

@@ -13,7 +13,7 @@ Model 'ei_linear': state ['x'], space Point(), noise ito, synaptic input into x
 """
 # balkin model hash (canonical form): d14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0
 # balkin model source hash (sha256): 8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2
-# balkin generator version 1, hash ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f
+# balkin generator version 1, hash 90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_linear.py'
 MODEL_HASH = 'd14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0'
 MODEL_SOURCE_HASH = '8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f'
+GENERATOR_HASH = '90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)
@@ -92,7 +92,7 @@ def fp_diffusion_E(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_
 def gain_E(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """Gain g_E: the activity of one neuron."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*x) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_E(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
@@ -192,7 +192,7 @@ def field_cov_rhs_E(C_x_x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.
 
 def field_gain_E(mean, var, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """G_E(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
-    return (1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*mean/numpy.sqrt(var + 1)) + 1/2
+    return scipy.special.ndtr(mean/numpy.sqrt(var + 1))
 
 
 def drift_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
@@ -230,7 +230,7 @@ def fp_diffusion_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_
 def gain_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """Gain g_I: the activity of one neuron."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*x) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
@@ -330,7 +330,7 @@ def field_cov_rhs_I(C_x_x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.
 
 def field_gain_I(mean, var, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """G_I(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
-    return (1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*mean/numpy.sqrt(var + 1)) + 1/2
+    return scipy.special.ndtr(mean/numpy.sqrt(var + 1))
 
 
 def kernel_E_E(*, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):

@@ -13,7 +13,7 @@ Model 'ei_multiplicative': state ['x'], space Point(), noise ito, synaptic input
 """
 # balkin model hash (canonical form): 54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201
 # balkin model source hash (sha256): 650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2
-# balkin generator version 1, hash ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f
+# balkin generator version 1, hash 90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09
 import numpy
 
 MODEL_NAME = 'ei_multiplicative'
@@ -21,7 +21,7 @@ MODEL_PATH = 'models/ei_multiplicative.py'
 MODEL_HASH = '54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201'
 MODEL_SOURCE_HASH = '650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f'
+GENERATOR_HASH = '90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f
+# balkin generator version 1, hash 90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f'
+GENERATOR_HASH = '90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -176,7 +176,7 @@ def gain_E(
         s=1.0):
     """Gain g_E: the activity of one neuron."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*x) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_E(
@@ -477,7 +477,7 @@ def field_gain_E(
         s=1.0):
     """G_E(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
     _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*mean/numpy.sqrt(var + 1)) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
 
 
 def drift_I(
@@ -599,7 +599,7 @@ def gain_I(
         s=1.0):
     """Gain g_I: the activity of one neuron."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*x) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_I(
@@ -900,7 +900,7 @@ def field_gain_I(
         s=1.0):
     """G_I(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
     _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*mean/numpy.sqrt(var + 1)) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
 
 
 def kernel_E_E(

@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f
+# balkin generator version 1, hash 90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'ce4088983e6babe1fb039f397b80ac311bdcfab44125de9014bb3afa777a954f'
+GENERATOR_HASH = '90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -183,7 +183,7 @@ def gain_E(
         s=1.0):
     """Gain g_E: the activity of one neuron."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*x) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_E(
@@ -404,7 +404,7 @@ def field_gain_E(
         s=1.0):
     """G_E(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
     _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*mean/numpy.sqrt(var + 1)) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
 
 
 def drift_I(
@@ -533,7 +533,7 @@ def gain_I(
         s=1.0):
     """Gain g_I: the activity of one neuron."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*x) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_I(
@@ -754,7 +754,7 @@ def field_gain_I(
         s=1.0):
     """G_I(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
     _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
-    return numpy.broadcast_to((1/2)*scipy.special.erf((1/2)*numpy.sqrt(2)*mean/numpy.sqrt(var + 1)) + 1/2, _shape)
+    return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
 
 
 def kernel_E_E(

@@ -21,6 +21,9 @@ def cmd_generate(args) -> int:
         rel = relative_path(path)
         text = generate_source(model, path, recorded_path=rel)
         target = out_dir / f"{model.name}.py"
+        if target.resolve() == Path(path).resolve():
+            raise ValueError(f"refusing to write the generated module over its own model file {path}; "
+                             "choose another --out folder")
         if args.check:
             if not target.exists() or target.read_text() != text:
                 print(f"stale: {target} (regenerate with: balkin generate {rel})")

@@ -176,3 +176,11 @@ def test_random_polynomial_models_generate_exactly(model):
     rng = np.random.default_rng(7)
     module = compile_module(model)
     assert_module_matches_derivation(model, module, rng)
+
+
+def test_generate_refuses_to_overwrite_its_model_file(tmp_path):
+    from derive.cli import main
+    model = tmp_path / "ei_linear.py"
+    model.write_text((ROOT / "models" / "ei_linear.py").read_text())
+    assert main(["generate", str(model), "--out", str(tmp_path)]) == 2
+    assert model.read_text() == (ROOT / "models" / "ei_linear.py").read_text()

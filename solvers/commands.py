@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 COMMAND_MODULES = ("solvers.cli_simulate", "solvers.cli_solve", "solvers.cli_spectrum",
-                   "solvers.cli_verify", "solvers.cli_demo")
+                   "solvers.cli_verify")    # `balkin demo` lives in derive/demo.py (it derives)
 
 
 def register(subparsers) -> None:

@@ -440,6 +440,7 @@ def write_plots(report: VerifyReport, outdir) -> list:
     the limit error against n on log-log axes with an n^(-1/2) guide.  Returns the file paths."""
     try:
         import matplotlib
+        import matplotlib.ticker
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -498,6 +499,9 @@ def write_plots(report: VerifyReport, outdir) -> list:
         ax.loglog(n, sl["finite_n_limit_gap"], "s--", label=f"finite-n equation (slope {sl['finite_n_slope']:.2f})")
         guide = sl["rms_error_limit"][-1] * (n / n[-1]) ** -0.5
         ax.loglog(n, guide, ":", color="k", label="n^(-1/2)")
+        ax.set_xticks(n)
+        ax.set_xticklabels([f"{int(v)}" for v in n])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("n")
         ax.set_ylabel("RMS error of the mean vs the limit")
         ax.legend(fontsize=7)

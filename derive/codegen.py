@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import balance, sde
+from . import balance
 from .derivation import Derivation, derive
 from .dsl import t
 from .hashing import GENERATOR_VERSION, file_hash, generator_hash, model_hash
@@ -58,6 +58,7 @@ class ModuleWriter:
         self.specs: list[tuple] = []   # (name, args, outputs, as_array): what each function computes
         self.uses_scipy = False
         self.gain_closed_form: dict = {}   # population -> field_gain_P is a closed form
+        self.uses: dict = {}               # function name -> the arguments its outputs depend on
 
     def _signature(self, args):
         parts = list(args)
@@ -77,6 +78,8 @@ class ModuleWriter:
         array_args = list(args) if array_args is None else list(array_args)
         self.specs.append((name, list(args), outputs, as_array))
         flat = [sp.sympify(e) for e in _flatten(outputs)]
+        used_names = {s.name for e in flat for s in e.free_symbols}
+        self.uses[name] = tuple(a for a in args if a in used_names)
         subs, reduced = sp.cse(flat, symbols=sp.numbered_symbols("_c"), order="canonical")
         lines = []
         for sym, expr in subs:
@@ -160,8 +163,8 @@ def _write(model, model_path, derivation, recorded_path):
                        "    x_i += f_i dt + sum_k sigma_ik dW_k + 1/2 sum_jk M[i][j][k] (dW_j dW_k - delta_jk dt).")
         w.function(f"fp_velocity_{P}", sargs, _nested(pd.fp_velocity.xreplace(
             {sp.Symbol(f"lambda_{P}", real=True): 0})),
-            f"Advection velocity of the Fokker–Planck flux without the multiplier:\n"
-            f"    V_i = f_i + u e_i - sum_j d_j (D_ij / 2);   J = (V + lambda e) p - (D/2) grad p.")
+            "Advection velocity of the Fokker–Planck flux without the multiplier:\n"
+            "    V_i = f_i + u e_i - sum_j d_j (D_ij / 2);   J = (V + lambda e) p - (D/2) grad p.")
         w.function(f"fp_diffusion_{P}", sargs, tuple(tuple(r) for r in (pd.diffusion_tensor / 2).tolist()),
                    "Half the diffusion tensor, (1/2) sigma sigma^T, of the Fokker–Planck flux.")
         w.function(f"gain_{P}", sargs, pd.gain, f"Gain g_{P}: the activity of one neuron.")
@@ -212,6 +215,8 @@ def _write(model, model_path, derivation, recorded_path):
             else:
                 w.function(f"_gain_only_{P}", [x[comp[0]]] + pos, pop.gain,
                            "The gain as a function of its one state component.")
+                w.uses[f"field_gain_{P}"] = ("mean", "var") + tuple(
+                    q for q in pos if q in w.uses[f"_gain_only_{P}"])
                 others = ", ".join(pos)
                 w.raw(f"def field_gain_{P}(mean, var{', ' + others if others else ''}, **params):\n"
                       f'    """G_{P}(mean, var) = E[g(mean + sqrt(var) Z)] by Gauss–Hermite quadrature '
@@ -231,7 +236,6 @@ def _write(model, model_path, derivation, recorded_path):
     if ks.separable:
         bal = d.balance
         w.function("psi", pos, tuple(ks.psi), "Range(W) basis atoms psi_k(theta).")
-        sub = dict(zip(model.space.theta, model.space.phi))
         w.function("chi", posphi, tuple(c for c in ks.chi), "Sending-side atoms chi_l(phi).")
         w.function("kernel_coefficients", [], tuple(tuple(tuple(tuple(ks.coefficients[(a, b)].tolist()[k])
                                                                    for k in range(len(ks.psi)))
@@ -251,12 +255,10 @@ def _write(model, model_path, derivation, recorded_path):
         for a in names:
             w.function(f"drive_residual_{a}", pos + ["t"], bal.drive_residual[a],
                        f"Part of h_{a} outside span(psi): nonzero means h is outside Range(W).")
-        Dsyms = bal.homogeneous_multiplier[0]
         Dn = [f"D_{a}" for a in names]
         w.function("fast_matrix", Dn, tuple(tuple(r) for r in bal.homogeneous_multiplier[1].tolist()),
                    "Matrix of q -> W(D q) on span{psi_k e_a} for spatially constant slopes D_a\n"
                    "    (rows and columns population-major over psi).", as_array=True)
-        _ = Dsyms, sub
 
     return _assemble(model, d, w, model_path, recorded_path), w
 
@@ -317,15 +319,14 @@ def _assemble(model, d, w, model_path, recorded_path):
         f"{dict((n, bool(pd.stationary and pd.stationary.closed_form)) for n, pd in pops.items())!r}",
         f"FIELD_GAIN_CLOSED_FORM = "
         f"{dict((p.name, bool(w.gain_closed_form.get(p.name, False))) for p in model.populations)!r}",
-        f"DYNAMICS_TIME_DEPENDENT = "
-        f"{dict((p.name, bool(pops[p.name].ito_drift.has(t) or p.input.has(t))) for p in model.populations)!r}",
-        f"DRIVE_TIME_DEPENDENT = {dict((p.name, bool(p.drive.has(t))) for p in model.populations)!r}",
         f"KERNEL_PAIRS = {tuple(sorted(model.kernel))!r}",
         f"KERNEL_SEPARABLE = {ks.separable!r}",
         f"PSI = {tuple(str(p) for p in ks.psi)!r}",
         f"CHI = {tuple(str(c) for c in ks.chi)!r}",
         f"MODES = {tuple(tuple(g) for g in (balance.modes(model, ks, d.balance.homogeneous_multiplier[1]) if ks.separable else []))!r}",
     ]
+    consts.append("USES = {" + "".join(f"\n    {k!r}: {v!r}," for k, v in sorted(w.uses.items())
+                                        if not k.startswith("_")) + "\n}")
     if any("_GH_NODES" in c for c in w.chunks):
         consts += ["",
                    f"_GH_NODES, _GH_WEIGHTS = numpy.polynomial.hermite_e.hermegauss({GAUSS_HERMITE_NODES})",
@@ -351,5 +352,3 @@ def compile_module(model, model_path=None):
     mod.__source__ = src
     return mod
 
-
-_ = sde  # re-exported helpers used by tests

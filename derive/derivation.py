@@ -37,7 +37,6 @@ class Derivation:
     kernels: kernels.KernelStructure
     balance: balance.BalanceSystem | None
     modes: list = field(default_factory=list)   # [(psi atoms, block of W D)]
-    lam: sp.Symbol = sp.Symbol("lambda", real=True)
 
 
 def derive(model) -> Derivation:
@@ -45,7 +44,6 @@ def derive(model) -> Derivation:
     neural field, kernel separation, balance constraints, multiplier equation and the fast-manifold
     matrix of ``model``."""
     pops = {}
-    lam = sp.Symbol("lambda", real=True)
     for pop in model.populations:
         f = sde.ito_drift(model, pop)
         try:
@@ -70,7 +68,7 @@ def derive(model) -> Derivation:
     if ks.separable:
         bal = balance.balance_system(model, ks)
         blocks = balance.mode_blocks(model, ks, bal.homogeneous_multiplier[1])
-    return Derivation(model, pops, ks, bal, blocks, lam)
+    return Derivation(model, pops, ks, bal, blocks)
 
 
 def equations(d: Derivation):
@@ -78,7 +76,6 @@ def equations(d: Derivation):
     model = d.model
     out = []
     x = model.state
-    lam = d.lam
     for name, pd in d.populations.items():
         pop = model.population(name)
         out.append((f"[{name}] Itô drift f", pd.ito_drift))

@@ -48,15 +48,6 @@ class Space:
     def dim(self) -> int:
         return len(self.theta)
 
-    def average(self, expr, variables):
-        """Average of ``expr`` over the space in ``variables`` with the uniform probability measure."""
-        for v in variables:
-            expr = sp.integrate(expr, (v, 0, 2 * sp.pi)) / (2 * sp.pi)
-        return sp.simplify(expr)
-
-    def _realised(self):
-        return self
-
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(s.name for s in self.theta + self.phi)})"
 

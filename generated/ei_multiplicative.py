@@ -13,7 +13,7 @@ Model 'ei_multiplicative': state ['x'], space Point(), noise ito, synaptic input
 """
 # balkin model hash (canonical form): 54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201
 # balkin model source hash (sha256): 650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2
-# balkin generator version 1, hash 90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09
+# balkin generator version 1, hash d83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50
 import numpy
 
 MODEL_NAME = 'ei_multiplicative'
@@ -21,7 +21,7 @@ MODEL_PATH = 'models/ei_multiplicative.py'
 MODEL_HASH = '54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201'
 MODEL_SOURCE_HASH = '650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09'
+GENERATOR_HASH = 'd83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)
@@ -36,13 +36,59 @@ LINEAR_ADDITIVE = {'E': False, 'I': False}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
 FIELD_GAIN_CLOSED_FORM = {'E': False, 'I': False}
-DYNAMICS_TIME_DEPENDENT = {'E': False, 'I': False}
-DRIVE_TIME_DEPENDENT = {'E': False, 'I': False}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True
 PSI = ('1',)
 CHI = ('1',)
 MODES = ((0,),)
+USES = {
+    'chi': (),
+    'constraint_matrix': (),
+    'diffusion_E': ('x',),
+    'diffusion_I': ('x',),
+    'drift_E': ('x',),
+    'drift_I': ('x',),
+    'drive_E': (),
+    'drive_I': (),
+    'drive_coefficients': (),
+    'drive_rate_E': (),
+    'drive_rate_I': (),
+    'drive_rate_coefficients': (),
+    'drive_residual_E': (),
+    'drive_residual_I': (),
+    'fast_matrix': ('D_E', 'D_I'),
+    'field_gain_E': ('mean', 'var'),
+    'field_gain_I': ('mean', 'var'),
+    'fp_diffusion_E': ('x',),
+    'fp_diffusion_I': ('x',),
+    'fp_velocity_E': ('x',),
+    'fp_velocity_I': ('x',),
+    'gain_E': ('x',),
+    'gain_I': ('x',),
+    'gain_generator_E': ('x',),
+    'gain_generator_I': ('x',),
+    'gain_slope_E': ('x',),
+    'gain_slope_I': ('x',),
+    'gram': (),
+    'input_E': (),
+    'input_I': (),
+    'kernel_E_E': (),
+    'kernel_E_I': (),
+    'kernel_I_E': (),
+    'kernel_I_I': (),
+    'kernel_coefficients': (),
+    'log_sigma2_E': ('x',),
+    'log_sigma2_I': ('x',),
+    'milstein_E': ('x',),
+    'milstein_I': ('x',),
+    'potential_E': ('x',),
+    'potential_I': ('x',),
+    'potential_integrand_E': ('x',),
+    'potential_integrand_I': ('x',),
+    'psi': (),
+    'stationary_log_density_E': ('x', 'lam'),
+    'stationary_log_density_I': ('x', 'lam'),
+}
 
 _GH_NODES, _GH_WEIGHTS = numpy.polynomial.hermite_e.hermegauss(60)
 _GH_WEIGHTS = _GH_WEIGHTS / numpy.sqrt(2 * numpy.pi)

@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash 90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09
+# balkin generator version 1, hash d83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '90314142b416eb38e3253c4b3c49224a98c2adb9fa52d30c0f0d1b9c57ebeb09'
+GENERATOR_HASH = 'd83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -48,13 +48,69 @@ LINEAR_ADDITIVE = {'E': True, 'I': True}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
 FIELD_GAIN_CLOSED_FORM = {'E': True, 'I': True}
-DYNAMICS_TIME_DEPENDENT = {'E': False, 'I': False}
-DRIVE_TIME_DEPENDENT = {'E': False, 'I': False}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True
 PSI = ('1', 'sin(theta)', 'cos(theta)')
 CHI = ('1', 'sin(phi)', 'cos(phi)')
 MODES = ((0,), (1,), (2,))
+USES = {
+    'chi': ('phi',),
+    'constraint_matrix': (),
+    'diffusion_E': (),
+    'diffusion_I': (),
+    'drift_E': ('x',),
+    'drift_I': ('x',),
+    'drive_E': ('theta',),
+    'drive_I': ('theta',),
+    'drive_coefficients': (),
+    'drive_rate_E': (),
+    'drive_rate_I': (),
+    'drive_rate_coefficients': (),
+    'drive_residual_E': (),
+    'drive_residual_I': (),
+    'fast_matrix': ('D_E', 'D_I'),
+    'field_A_E': (),
+    'field_A_I': (),
+    'field_c_E': (),
+    'field_c_I': (),
+    'field_cov_rhs_E': ('C_x_x',),
+    'field_cov_rhs_I': ('C_x_x',),
+    'field_gain_E': ('mean', 'var'),
+    'field_gain_I': ('mean', 'var'),
+    'field_mean_rhs_E': ('m_x', 'lam'),
+    'field_mean_rhs_I': ('m_x', 'lam'),
+    'field_noise_E': (),
+    'field_noise_I': (),
+    'fp_diffusion_E': (),
+    'fp_diffusion_I': (),
+    'fp_velocity_E': ('x',),
+    'fp_velocity_I': ('x',),
+    'gain_E': ('x',),
+    'gain_I': ('x',),
+    'gain_generator_E': ('x',),
+    'gain_generator_I': ('x',),
+    'gain_slope_E': ('x',),
+    'gain_slope_I': ('x',),
+    'gram': (),
+    'input_E': (),
+    'input_I': (),
+    'kernel_E_E': ('theta', 'phi'),
+    'kernel_E_I': ('theta', 'phi'),
+    'kernel_I_E': ('theta', 'phi'),
+    'kernel_I_I': ('theta', 'phi'),
+    'kernel_coefficients': (),
+    'log_sigma2_E': (),
+    'log_sigma2_I': (),
+    'milstein_E': (),
+    'milstein_I': (),
+    'potential_E': ('x',),
+    'potential_I': ('x',),
+    'potential_integrand_E': ('x',),
+    'potential_integrand_I': ('x',),
+    'psi': ('theta',),
+    'stationary_log_density_E': ('x', 'lam'),
+    'stationary_log_density_I': ('x', 'lam'),
+}
 
 
 def drift_E(

@@ -64,6 +64,22 @@ class CompiledModel:
     def has(self, kind: str, pop: str) -> bool:
         return self.fn(kind, pop) is not None
 
+    def uses(self, kind: str, pop: str) -> tuple:
+        """The arguments the generated kind_pop actually depends on (derived at generation time:
+        the free symbols of its expressions), e.g. ('x', 'theta') for a drift without t."""
+        return tuple(self.module.USES[f"{kind}_{pop}"])
+
+    def time_dependent(self, pop: str) -> bool:
+        """f or u of population pop depends on t."""
+        return "t" in self.uses("drift", pop) or "t" in self.uses("input", pop)
+
+    def drive_time_dependent(self, pop: str) -> bool:
+        return "t" in self.uses("drive", pop)
+
+    def state_dependent(self, kind: str, pop: str) -> bool:
+        """kind_pop depends on some state component."""
+        return any(a in self.module.STATE for a in self.uses(kind, pop))
+
     # ---- space -----------------------------------------------------------------------------
     def grid(self, npos: int) -> tuple:
         """Uniform lattice of positions: a tuple of pos_dim arrays, each of shape (N,), with

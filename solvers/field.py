@@ -30,7 +30,7 @@ differentiated constraint (DESIGN.md (M)):
     U^T W [ D (A m + b + lambda e)_g + dG/dC (dC/dt)_gg ] + U^T dh/dt = 0.
 
 Initial layer: an initial (m, C) off the manifold is shifted, m_e -> m_e + delta, delta in Range(W),
-to the end point of d delta/ds = W G(m + delta e, C) + h (KineticSolver._follow_flow, pseudo-
+to the end point of d delta/ds = W G(m + delta e, C) + h (solvers.continuation.follow_flow, pseudo-
 transient continuation that becomes Newton's method near the end point).
 
 Stationary fields (``stationary_field``): C from the Lyapunov equation A C + C A^T + Q = 0 at each
@@ -57,8 +57,8 @@ import numpy as np
 
 from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
-from .kinetic import KineticSolver
-from .lattice_coupling import lattice_W, range_basis
+from .continuation import follow_flow
+from .lattice_coupling import LatticeCoupling, lattice_range_basis, lattice_W
 from .output import state_record, theta_list
 
 DEFAULT_NPOS = {"point": 1, "ring": 64, "torus2": 32}
@@ -272,13 +272,10 @@ class FieldSolver:
         self.pos = cm.grid(self.npos)
         self.N = cm.n_positions(self.npos)
         self.W = lattice_W(cm, self.pos)
-        self.U = self._range_basis()
+        self.U = lattice_range_basis(cm, self.pos, self.W)
         self.r = self.U.shape[1]
         self.WtU = self.W.T @ self.U                          # U^T W G = WtU^T G
-        self._lowrank = None
-        if cm.separable:
-            self._lowrank = (cm.chi(self.pos).T / self.N, np.asarray(cm.constraint_matrix(), float),
-                             cm.psi(self.pos))
+        self._cpl = LatticeCoupling(cm, self.npos) if cm.separable else None
         self.gc = self._gain_component()
         if self.gc != self.e:
             raise FieldNotApplicable(
@@ -287,43 +284,21 @@ class FieldSolver:
                 f"index, which this solver does not handle")
         self.init = init
         self._field_gain = [cm.fn("field_gain", a) for a in cm.populations]
-        dyn = getattr(mod, "DYNAMICS_TIME_DEPENDENT", None)
-        self.static = (dyn is not None and not any(dyn.values())) and not self.closure
-        drv = getattr(mod, "DRIVE_TIME_DEPENDENT", None)
-        self.static_drive = drv is not None and not any(drv.values())
+        self.static = not any(cm.time_dependent(a) for a in cm.populations) and not self.closure
+        self.static_drive = not any(cm.drive_time_dependent(a) for a in cm.populations)
         self._cache = {}
 
     # ---- structure -------------------------------------------------------------------------
     def _gain_component(self) -> int:
+        """The state component every gain depends on (from the generated USES); e when the gains
+        depend on several components or on different ones."""
         cm = self.model
-        if cm.m == 1:
-            return 0
-        probe = [np.array([0.31 + 0.07 * k]) for k in range(cm.m)]
-        pos = tuple(np.array([0.4]) for _ in range(cm.pos_dim))
-        a = cm.populations[0]
-        base = np.asarray(cm.call("gain", a, *probe, *pos, 0.0), float)
-        found = []
-        for k in range(cm.m):
-            pr = [p.copy() for p in probe]
-            pr[k] = pr[k] + 0.1
-            if np.any(np.asarray(cm.call("gain", a, *pr, *pos, 0.0), float) != base):
-                found.append(k)
-        return found[0] if len(found) == 1 else cm.e
-
-    def _range_basis(self) -> np.ndarray:
-        """range_basis(W).  For a separable kernel Range(W) lies in span{psi_k e_a} on the lattice, so
-        with Q_psi an orthonormal basis of that span, U = Q_psi range_basis(Q_psi^T W): the same
-        subspace and singular values, from QR factorisations and an SVD of a (P K) x (P K) matrix
-        instead of an SVD of the (P N) x (P N) lattice W."""
-        cm = self.model
-        if not cm.separable or cm.P * cm.K >= cm.P * self.N:
-            return range_basis(self.W)
-        psi = cm.psi(self.pos)                                        # (K, N)
-        Psi = np.kron(np.eye(cm.P), psi.T)                            # (P N, P K)
-        Qp, _ = np.linalg.qr(Psi)
-        # Q_psi^T W = R^T Q^T (QR of its transpose): same column space and singular values as R^T
-        _, R = np.linalg.qr((Qp.T @ self.W).T)
-        return Qp @ range_basis(R.T)
+        comps = {a: [k for k, nm in enumerate(cm.module.STATE) if nm in cm.uses("gain", a)]
+                 for a in cm.populations}
+        first = comps[cm.populations[0]]
+        if len(first) == 1 and all(c == first for c in comps.values()):
+            return first[0]
+        return cm.e
 
     def flat(self, q):
         return np.asarray(q, float).reshape(-1)
@@ -518,9 +493,8 @@ class FieldSolver:
 
     def apply_W(self, q) -> np.ndarray:
         """W q on the lattice, q (P, N): the low-rank form for a separable kernel, else lattice_W."""
-        if self._lowrank is not None:
-            chi, B, psi = self._lowrank
-            return (B @ (q @ chi).ravel()).reshape(self.P, -1) @ psi
+        if self._cpl is not None:
+            return self._cpl.on_lattice(self._cpl.apply(q))
         return (self.W @ np.asarray(q, float).ravel()).reshape(self.P, self.N)
 
     def imbalance(self, mean, cov, t) -> np.ndarray:
@@ -562,7 +536,7 @@ class FieldSolver:
 
     def initial_layer(self, m0, C0, t0: float = 0.0):
         """Shift delta (P, N) in Range(W) (added to component e) taking (m0, C0) onto the manifold:
-        the end point of d delta/ds = W G(m0 + delta e, C0) + h (KineticSolver._follow_flow)."""
+        the end point of d delta/ds = W G(m0 + delta e, C0) + h (solvers.continuation.follow_flow)."""
         g = self.gc
         Uh = self.U.T @ self.flat(self.drive(t0))
         yg, vg = m0[..., g], C0[..., g, g]
@@ -572,7 +546,7 @@ class FieldSolver:
         def residual(c):
             return self.WtU.T @ self.gain(yg + self.lam_of(c), vg).ravel() + Uh
 
-        c, F = KineticSolver._follow_flow(residual, np.zeros(self.r))
+        c, F = follow_flow(residual, np.zeros(self.r))
         res = float(np.abs(F).max())
         if res > CONSTRAINT_TOL:
             raise NoConvergence(f"model {self.model.name!r}: the initial-layer shift did not reach the manifold "
@@ -746,7 +720,7 @@ class FieldSolver:
                                                       what="stationary field")
             except FieldError:
                 Uh = self.U.T @ self.flat(self.drive(t))
-                ell, F = KineticSolver._follow_flow(
+                ell, F = follow_flow(
                     lambda l: self.WtU.T @ self.gain(y0[..., g] + K[..., g] * self.lam_of(l), C[..., g, g]).ravel()
                     + Uh, ell0)
                 ell, res, its = self.solve_constraint(y0[..., g], K[..., g], C[..., g, g], t, ell,
@@ -764,7 +738,7 @@ class FieldSolver:
                 G = self.gain(mean[..., g], C[..., g, g])
                 return self.WtU.T @ G.ravel() + self.U.T @ self.flat(self.drive(t))
 
-            ell, F = KineticSolver._follow_flow(Fc, ell0, tol=tol)
+            ell, F = follow_flow(Fc, ell0, tol=tol)
             res, its = float(np.abs(F).max()), -1
             if res > CONSTRAINT_TOL:
                 raise NoConvergence(f"model {self.model.name!r}: the stationary Gaussian-closure field did not "

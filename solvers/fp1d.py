@@ -29,15 +29,6 @@ def bernoulli(z):
     return np.where(small, 1 - z / 2 + z * z / 12, safe / np.expm1(safe))
 
 
-def bernoulli_prime(z):
-    """B'(z) = B(z)(1 - B(z))/z - B(z), with B'(0) = -1/2."""
-    z = np.clip(np.asarray(z, dtype=float), -_ZMAX, _ZMAX)
-    small = np.abs(z) < 1e-4
-    safe = np.where(small, 1.0, z)
-    B = safe / np.expm1(safe)
-    return np.where(small, -0.5 + z / 6, B * (1 - B) / safe - B)
-
-
 def face_coefficients(V, Dh, h, derivatives=True):
     """(a, b) of the SG flux and, if ``derivatives``, (da/dV, db/dV) at faces (else None, None).
 
@@ -157,28 +148,4 @@ def solve_factored(factors, rhs):
     x, info = lapack.dgttrs(dl, d, du, du2, ipiv, np.asarray(b, dtype=float, order="F"))
     if info != 0:
         raise FloatingPointError(f"tridiagonal solve failed (LAPACK dgttrs info = {info})")
-    return x.reshape(rhs.shape)
-
-
-def solve_shifted(sub, diag, sup, c, rhs):
-    """Solve (I - c A) X = rhs for every batch block at once (one LAPACK gtsv call).
-
-    rhs: batch + (N,) or batch + (N, k).  The blocks are stacked into one tridiagonal system whose
-    couplings between blocks are zero."""
-    N = diag.shape[-1]
-    nb = int(np.prod(diag.shape[:-1], dtype=int))
-    d = (1.0 - c * diag).reshape(-1)
-    lo = (-c * sub).reshape(nb, N)[:, 1:]
-    up = (-c * sup).reshape(nb, N)[:, :-1]
-    dl = np.zeros((nb, N))
-    du = np.zeros((nb, N))
-    dl[:, :-1] = lo
-    du[:, :-1] = up
-    dl = dl.reshape(-1)[:-1]
-    du = du.reshape(-1)[:-1]
-    vec = rhs.ndim == diag.ndim
-    b = rhs.reshape(nb * N, -1) if not vec else rhs.reshape(nb * N, 1)
-    _, _, _, x, info = lapack.dgtsv(dl, d, du, np.array(b, dtype=float, order="F"), 1, 1, 1, 1)
-    if info != 0:
-        raise FloatingPointError(f"tridiagonal solve failed (LAPACK dgtsv info = {info})")
     return x.reshape(rhs.shape)

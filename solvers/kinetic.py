@@ -37,7 +37,8 @@ import numpy as np
 from . import fp1d
 from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
-from .lattice_coupling import lattice_W, range_basis
+from .continuation import follow_flow
+from .lattice_coupling import lattice_range_basis, lattice_W
 from .output import state_record, theta_list
 
 GAMMA = 2.0 - np.sqrt(2.0)
@@ -129,7 +130,7 @@ class KineticSolver:
         self.init = init
         P = m.P
         self.W = lattice_W(m, self.pos)
-        self.U = range_basis(self.W)
+        self.U = lattice_range_basis(m, self.pos, self.W)
         intervals = self._intervals(interval, npos)
         self.x, self.h, self.xf = [], [], []
         for lo, hi in intervals:
@@ -151,8 +152,7 @@ class KineticSolver:
                                    "on the x-grid")
             self.Dh[ia] = Dh
         self._X = X
-        dyn = getattr(m.module, "DYNAMICS_TIME_DEPENDENT", None)
-        self.static = dyn is not None and not any(dyn.values())
+        self.static = not any(m.time_dependent(a) for a in m.populations)
         self._V0 = None
         self._fixed = None
         self._drive_static = None
@@ -167,9 +167,7 @@ class KineticSolver:
             from .density1d import auto_interval_for_model
             out = []
             for a in m.populations:
-                init = None if self.init is None or not isinstance(self.init, tuple) else self.init
-                out.append(auto_interval_for_model(m, a, npos=npos if m.pos_dim else None, n=self.n,
-                                                   initial=init))
+                out.append(auto_interval_for_model(m, a, npos=npos if m.pos_dim else None, n=self.n))
             return out
         if isinstance(interval, dict):
             return [tuple(interval[a]) for a in m.populations]
@@ -195,8 +193,7 @@ class KineticSolver:
         if self._drive_static is not None:
             return self._drive_static
         h = self.model.drive(self.pos, t)
-        dyn = getattr(self.model.module, "DRIVE_TIME_DEPENDENT", None)
-        if dyn is not None and not any(dyn.values()):
+        if not any(self.model.drive_time_dependent(a) for a in self.model.populations):
             self._drive_static = h
         return h
 
@@ -270,44 +267,12 @@ class KineticSolver:
 
         if U.shape[1] == 0:
             return shifted(np.zeros(0))
-        c, F = self._follow_flow(residual, np.zeros(U.shape[1]))
+        c, F = follow_flow(residual, np.zeros(U.shape[1]))
         res = np.abs(F).max()
         if res > 1e-10:
             raise NoConvergence(f"model {m.name!r}: the initial-layer shift did not reach the manifold "
                                 f"(residual {res:.3e})")
         return shifted(c)
-
-    @staticmethod
-    def _follow_flow(F, c, tol=1e-13, max_iter=200):
-        """End point of the flow dc/ds = F(c) by pseudo-transient continuation: implicit Euler
-        steps  (I/ds - J) dc = F  with a growing pseudo-time step ds, so that the iteration
-        follows the flow while ds is small and becomes Newton's method near the end point
-        (J by forward differences).  Returns (c, F(c))."""
-        f = F(c)
-        r = c.size
-        ds = None
-        for _ in range(max_iter):
-            if np.abs(f).max() < tol:
-                return c, f
-            eps = 1e-7 * (1 + np.abs(c))
-            J = np.empty((r, r))
-            for k in range(r):
-                ck = c.copy()
-                ck[k] += eps[k]
-                J[:, k] = (F(ck) - f) / eps[k]
-            if ds is None:
-                ds = 0.1 / max(np.abs(np.linalg.eigvals(J)).max(), 1e-12)
-            while True:
-                dc = np.linalg.solve(np.eye(r) / ds - J, f)
-                f_new = F(c + dc)
-                if np.all(np.isfinite(f_new)) and np.abs(f_new).max() <= 1.5 * np.abs(f).max():
-                    break
-                ds /= 4
-                if ds < 1e-14:
-                    return c, f
-            c, f = c + dc, f_new
-            ds *= 3
-        return c, f
 
     # ---- one step --------------------------------------------------------------------------
     def _affine_step(self, p, lam, t, dt, scheme):

@@ -207,3 +207,18 @@ def range_basis(W: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     if s.size == 0 or s[0] == 0:
         return U[:, :0]
     return U[:, s > tol * s[0]]
+
+
+def lattice_range_basis(model, pos, W: np.ndarray) -> np.ndarray:
+    """range_basis(W) for the lattice matrix W of ``model`` on ``pos``.  For a separable kernel
+    Range(W) lies in span{psi_k e_a} on the lattice, so with Q_psi an orthonormal basis of that
+    span, U = Q_psi range_basis(Q_psi^T W): the same subspace and singular values, from QR
+    factorisations and an SVD of a (P K) x (P K) matrix instead of the (P N) x (P N) lattice W."""
+    N = model.n_positions_of(pos)
+    if not model.separable or model.K >= N:
+        return range_basis(W)
+    psi = model.psi(pos)                                          # (K, N)
+    Qp, _ = np.linalg.qr(np.kron(np.eye(model.P), psi.T))         # (P N, P K)
+    # Q_psi^T W = R^T Q^T (QR of its transpose): same column space and singular values as R^T
+    _, R = np.linalg.qr((Qp.T @ W).T)
+    return Qp @ range_basis(R.T)

@@ -201,51 +201,9 @@ class SimulationResult:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-class _TimeUsed(Exception):
-    pass
-
-
-class _TimeProbe:
-    """Stands in for t to find out whether a generated function uses t: any arithmetic, comparison,
-    ufunc or conversion raises _TimeUsed; only numpy.shape(t) (used for broadcasting) is allowed."""
-
-    def __array_ufunc__(self, *args, **kwargs):
-        raise _TimeUsed
-
-    def __array_function__(self, func, types_, args, kwargs):
-        if func is np.shape:
-            return ()
-        raise _TimeUsed
-
-    def _used(self, *args, **kwargs):
-        raise _TimeUsed
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _used
-    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __mod__ = __rmod__ = _used
-    __floordiv__ = __rfloordiv__ = __neg__ = __pos__ = __abs__ = _used
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _used
-    __float__ = __int__ = __index__ = __bool__ = __array__ = __len__ = __getitem__ = __iter__ = _used
-    __hash__ = object.__hash__
-
-
-def _probe_call(fn, args, params) -> bool:
-    """True if fn(*args) goes through with _TimeProbe arguments, i.e. it uses those arguments only
-    for their shape (any doubt -> False)."""
-    try:
-        fn(*args, **params)
-    except Exception:  # _TimeUsed, or anything the probe could not get through: evaluate every step
-        return False
-    return True
-
-
-def _time_independent(fn, args, params) -> bool:
-    """True if fn(*args, t) does not use t."""
-    return _probe_call(fn, (*args, _TimeProbe()), params)
-
-
-def _state_time_independent(fn, m, pos, params) -> bool:
-    """True if fn(x_1..x_m, *pos, t) uses neither the state nor t (additive, autonomous)."""
-    return _probe_call(fn, (*[_TimeProbe() for _ in range(m)], *pos, _TimeProbe()), params)
+def _state_or_time(cm, kind, pop) -> bool:
+    """kind_pop (generated) depends on the state or on t: known from the generated USES."""
+    return cm.state_dependent(kind, pop) or "t" in cm.uses(kind, pop)
 
 
 def _compact(v, n: int):
@@ -447,8 +405,7 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     # static parts of the input:  u_a + sqrt(n) h_a  (at neurons) and h_a at the bin centres
     static_in, const_in, h_centres = [], [], []
     for ia in range(P):
-        st = (_time_independent(fn["input"][ia], pos[ia], prm)
-              and _time_independent(fn["drive"][ia], pos[ia], prm))
+        st = "t" not in cm.uses("input", pops[ia]) and not cm.drive_time_dependent(pops[ia])
         static_in.append(st)
         if st:
             with np.errstate(all="ignore"):       # checked just below
@@ -479,14 +436,14 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     # additive autonomous noise: sigma (and the Milstein tensor) evaluated once
     static_sig, static_mil = [], []
     for ia in range(P):
-        if _state_time_independent(fn["diffusion"][ia], m, pos[ia], prm):
+        if not _state_or_time(cm, "diffusion", pops[ia]):
             zero = [np.zeros(sizes[ia])] * m
             sig = fn["diffusion"][ia](*zero, *pos[ia], 0.0, **prm)
             static_sig.append([[_compact(sig[i][k], sizes[ia]) for k in range(q[ia])] for i in range(m)])
         else:
             static_sig.append(None)
         mil = None
-        if milstein and _state_time_independent(fn["milstein"][ia], m, pos[ia], prm):
+        if milstein and not _state_or_time(cm, "milstein", pops[ia]):
             zero = [np.zeros(sizes[ia])] * m
             Mt = fn["milstein"][ia](*zero, *pos[ia], 0.0, **prm)
             mil = [[[_compact(Mt[i][j][k], sizes[ia]) for k in range(q[ia])] for j in range(q[ia])]

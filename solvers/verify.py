@@ -68,6 +68,7 @@ class VerifySettings:
 @dataclass
 class VerifyReport:
     model: str
+    populations: tuple
     settings: VerifySettings
     bins: np.ndarray
     per_n: list = field(default_factory=list)
@@ -116,6 +117,16 @@ def _bin_centre(field_, nbins, pos_dim):
     return field_[..., ::SUB]
 
 
+def _window_weights(times, t0):
+    """(selection of the records in [t0, T], trapezoid weights over them summing to 1)."""
+    sel = times >= t0 - 1e-9
+    tt = times[sel]
+    wt = np.zeros_like(tt)
+    wt[1:] += np.diff(tt) / 2
+    wt[:-1] += np.diff(tt) / 2
+    return sel, wt / wt.sum()
+
+
 def _kinetic_window(cm, n, s: VerifySettings, initial_layer=None):
     """Kinetic run from the particles' initial distribution; window averages over [t0, T] per bin,
     the final density averaged over each bin, and the x-grid."""
@@ -123,15 +134,7 @@ def _kinetic_window(cm, n, s: VerifySettings, initial_layer=None):
     npos = s.nbins * SUB if cm.pos_dim else 1
     ks = KineticSolver(cm, npos=npos, nx=s.nx, n=n)
     res = ks.run(s.T, s.kinetic_dt, record_every=s.kinetic_dt, initial_layer=initial_layer)
-    sel = res.times >= s.t0 - 1e-9
-    w = np.where(sel, 1.0, 0.0)
-    # trapezoid weights over the window
-    tt = res.times[sel]
-    wt = np.zeros_like(tt)
-    wt[1:] += np.diff(tt) / 2
-    wt[:-1] += np.diff(tt) / 2
-    wt /= wt.sum()
-    del w
+    sel, wt = _window_weights(res.times, s.t0)
 
     def avg(arr):
         return np.tensordot(wt, arr[sel], axes=(0, 0))
@@ -293,7 +296,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
     for nf in far:
         w = _kinetic_window(pm, nf, s, initial_layer=True)
         gaps.append(float(np.sqrt(np.mean((w["mean"] - limit["mean"]) ** 2))))
-    report = VerifyReport(cm.name, s, np.asarray(results[s.sizes[0]][0]["bin_centres"]), per_n,
+    report = VerifyReport(cm.name, cm.populations, s, np.asarray(results[s.sizes[0]][0]["bin_centres"]), per_n,
                           {"mean": limit["mean"], "gbar": limit["gbar"], "lam": limit["lam"],
                            "asymptotic_gap": (far, gaps)})
     report.plot_data = {"limit": limit}
@@ -319,12 +322,7 @@ def _field_window(cm, s, limit):
         return None
     npos = s.nbins * SUB if cm.pos_dim else None
     res = solve_field(cm, s.T, s.kinetic_dt, npos=npos)
-    sel = res.times >= s.t0 - 1e-9
-    tt = res.times[sel]
-    wt = np.zeros_like(tt)
-    wt[1:] += np.diff(tt) / 2
-    wt[:-1] += np.diff(tt) / 2
-    wt /= wt.sum()
+    sel, wt = _window_weights(res.times, s.t0)
     mean = _bin_average(np.tensordot(wt, res.mean[sel], axes=(0, 0)), s.nbins, cm.pos_dim)
     diff = float(np.abs(mean - limit["mean"]).max())
     return diff
@@ -343,7 +341,7 @@ def _checks(report: VerifyReport, results, field_check):
             M += z.size
             k = np.unravel_index(np.argmax(np.abs(z)), z.shape)
             if abs(z[k]) > abs(worst[0]):
-                worst = (float(z[k]), (e["n"], q, report_population(report, k[0]), int(k[1]),
+                worst = (float(z[k]), (e["n"], q, report.populations[k[0]], int(k[1]),
                                        float(e[q]["err_finite_n"][k]), float(e[q]["se"][k])))
     dof = s.seeds * s.nbatch - 1
     zcrit = float(sstats.t.ppf(1 - ALPHA / (2 * M), dof))
@@ -398,19 +396,12 @@ def _checks(report: VerifyReport, results, field_check):
     report.passed = all(c["passed"] for c in checks.values())
 
 
-def report_population(report, ia):
-    from .loading import load_generated
-    return load_generated(report.model, check=False).POPULATIONS[ia]
-
-
 def print_report(report: VerifyReport, file=None) -> None:
     file = sys.stdout if file is None else file
     cmname = report.model
     print(f"verification of {cmname}: sizes {list(report.settings.sizes)}, {report.settings.seeds} seeds, "
           f"window [{report.settings.t0:g}, {report.settings.T:g}], dt {report.settings.dt:g}", file=file)
-    mod_pops = None
-    from .loading import load_generated
-    mod_pops = load_generated(cmname, check=False).POPULATIONS
+    mod_pops = report.populations
     print(f"{'n':>7} {'pop':>4} {'quantity':>8} {'particles':>11} {'+-se':>8} {'finite-n':>10} "
           f"{'z':>6} {'limit':>10} {'err(limit)':>11} {'W1(fin)':>8} {'W1(lim)':>8}", file=file)
     for e in report.per_n:
@@ -446,10 +437,9 @@ def write_plots(report: VerifyReport, outdir) -> list:
     except ImportError:
         raise RuntimeError("--plots needs matplotlib: pip install -e '.[plot]'") from None
     from pathlib import Path
-    from .loading import load_generated
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    pops = load_generated(report.model, check=False).POPULATIONS
+    pops = report.populations
     big = report.per_n[-1]
     pdat = big["_plot"]
     lim = report.plot_data["limit"]

@@ -1,6 +1,5 @@
 """Generated code equals the derived expressions; regeneration is byte-identical; stale modules
 are refused; generated modules and solvers never import SymPy."""
-import importlib
 import os
 import subprocess
 import sys

@@ -3,7 +3,6 @@ quadrature, the mean/covariance equations of the Ornstein–Uhlenbeck model, and
 model that is not linear with additive noise."""
 import math
 
-import numpy as np
 import pytest
 import sympy as sp
 from numpy.polynomial.hermite_e import hermegauss

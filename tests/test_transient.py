@@ -16,7 +16,6 @@ population at each time (the bins of a ring model are statistically alike), so e
 (seeds - 1) x bins degrees of freedom; the critical value is the Student-t quantile at family-wise
 level 0.01, Bonferroni-corrected over all comparisons.  The Euler–Maruyama O(dt) bias is removed by
 Richardson extrapolation with coupled Brownian paths (solvers.verify.CoupledNoise)."""
-import math
 
 import numpy as np
 import pytest

@@ -43,7 +43,7 @@ import numpy as np
 
 from .compiled import CompiledModel
 from .field import DEFAULT_NPOS, FieldSolver, _as_model
-from .lattice_coupling import lattice_W, range_basis
+from .lattice_coupling import lattice_range_basis, lattice_W, range_basis
 from .output import _clean
 
 OUTSIDE = "outside Range(W)"
@@ -295,7 +295,7 @@ def spectrum(model, *, npos: int | None = None, params=None, closure: bool = Fal
         pos = cm.grid(npos)
         N = cm.n_positions(npos)
         W = lattice_W(cm, pos)
-        U = range_basis(W)
+        U = lattice_range_basis(cm, pos, W)
         D = st.slope
         source = st.kind
         approx = False

@@ -134,15 +134,24 @@ class LatticeCoupling:
         """The matrix of q -> W (D q) on span{psi_k e_a}: B G_D, (P K, P K)."""
         return self.B @ self.weighted_gram(D)
 
-    def fast_spectrum(self, D: np.ndarray):
+    def fast_spectrum(self, D: np.ndarray, *, n: float | None = None, J: np.ndarray | None = None):
         """Eigenvalues of W D restricted to Range(W) (Q^T B G_D Q), and the same eigenvalues grouped
         per mode (groups of psi indices, the module's MODES).  When W D does not couple the modes
         (e.g. spatially constant D) and Range(W) splits along them, each mode's block is
         diagonalised on its own; otherwise each eigenvalue goes to the mode that holds most of its
-        eigenvector.  Returns (eigenvalues, {mode label: eigenvalues})."""
+        eigenvector.  Returns (eigenvalues, {mode label: eigenvalues}).
+
+        With n (and J, the intrinsic relaxation <d f_e / d x_e> per population, (P,) or (P, N),
+        averaged over positions): the finite-n fast matrix  diag(J) + sqrt(n) W D  of DESIGN.md §4b
+        on the same subspace, whose eigenvalues are the rates Re(J) + sqrt(n) Re(mu) and the angular
+        frequencies sqrt(n) Im(mu) of the imbalance at that n (exact for linear drift with additive
+        noise, where a shift of the density is an exact mode; the shift-mode estimate otherwise)."""
         if self.rank == 0:
             return np.zeros(0, complex), {}
         M = self.fast_matrix(D)
+        if n is not None:
+            Jbar = np.zeros(self.P) if J is None else np.asarray(J, float).reshape(self.P, -1).mean(axis=1)
+            M = np.kron(np.diag(Jbar), np.eye(self.K)) + np.sqrt(float(n)) * M
         split = self._spectrum_by_blocks(M)
         if split is not None:
             return split

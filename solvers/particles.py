@@ -16,54 +16,52 @@ Time stepping (step dt, t_k = k dt).  Euler–Maruyama
 or Milstein, adding  1/2 sum_{j,l} M[i][j][l] (dW_j dW_l - delta_jl dt)  with the generated tensor
 M[i][j][l] = sum_p sigma_pj d_p sigma_il (commutative noise; only where the derivation provides it).
 
-Stiffness and the linearly implicit coupling.  The sqrt(n) coupling relaxes the imbalance at rates
-sqrt(n) * eig(W D) (DESIGN.md §2), so explicit steps need dt < 2 Re(-mu) / |mu|^2 for every fast
-eigenvalue mu = sqrt(n) eig(W D) with Re mu < 0: dt must shrink like n^(-1/2).  With a separable
-kernel the coupling is treated linearly implicitly instead (a Rosenbrock-W / linearly implicit Euler
-step in the coupling only), and dt need not shrink with n:
+Stiffness and the exponential coupling step.  The sqrt(n) coupling moves the imbalance at rates
+sqrt(n) * eig(W D) (DESIGN.md §2, §4b): fast relaxation, or fast oscillation and growth where the
+manifold is unstable.  With a separable kernel the coupling is propagated by an exponential
+(exponential-Euler / Rosenbrock) step on the low-rank coupling subspace, which reproduces the
+linearised fast flow exactly, oscillations and growth included (the linearly implicit Euler step it
+replaces was stable but damped them: at z = dt sqrt(n) mu = 0.3 i it shrank the amplitude 4 % per step
+and hid a Hopf instability at the default dt):
 
   Let mu_{b,l} = mean_{i in b} chi_l(theta_i) g_b(x_i) (P L moments), c = B mu (B = constraint_matrix,
   alpha_b included), so that sqrt(n) r_a(theta_j) = sqrt(n) [psi(theta_j) . c_a + h_a(theta_j)].
-  Evaluate the coupling at the end of the step, linearised: mu -> mu + dmu with
-  g_b(x_i + dx_i) ~ g_b(x_i) + g'_b(x_i) dx_{i,e}, so
-
-      dx_j  = dx_j^expl + dt sqrt(n) psi(theta_j) . (B dmu)_a e,                       (1)
-      dmu_{b,l} = mean_{i in b} chi_l(theta_i) g'_b(x_i) dx_{i,e}.                      (2)
-
-  dx^expl is the explicit Euler–Maruyama (or Milstein) increment with the coupling c.  Inserting (1)
-  into (2):
-
-      dmu = s + dt sqrt(n) S B dmu,    i.e.   (I - dt sqrt(n) S B) dmu = s,             (3)
+  Linearise the gains in the step, g_b(x_i + dx_i) ~ g_b(x_i) + g'_b(x_i) dx_{i,e}.  The moments then
+  obey the linear system  d mu / dt = J (mu - mu0) + s / dt  with
 
       s_{b,l}       = mean_{i in b} chi_l(theta_i) g'_b(x_i) dx^expl_{i,e}               (P L)
       S[(b,l),(a,k)] = delta_ab M_b[l,k],  M_b[l,k] = mean_{i in b} chi_l psi_k g'_b(x_i)  (P L x P K)
+      J = sqrt(n) S B,
 
-  a (P L) x (P L) solve per step; s and M cost O(n (K + L)) (M: O(n r^2) with r distinct atoms).
-  B S is the matrix of q -> W(D q) on span{psi_k e_a} with the neurons' own slopes (the fast
-  matrix of DESIGN.md §2), so for a fast eigenvalue z = dt sqrt(n) eig(B S) the step multiplies the
-  imbalance by 1/(1 - z): stable for Re z < 0 whatever dt sqrt(n).  With ``jacobian_every = k > 1``
-  the slopes g' are refreshed every k steps only (a W-method: consistent for any approximate
-  Jacobian; in the stiff limit the fast mode is multiplied by 1 - mu/mu~ per step, mu~ the rate of
-  the lagged Jacobian, so it stays stable while the true fast rates are less than twice the lagged
-  ones: safe when the slopes change little between refreshes, not through a sharp initial layer).
+  dx^expl the explicit Euler–Maruyama (or Milstein) increment with the coupling c at the start.
+  The exact solution over the step moves mu by phi_1(Z) s (Z = dt J), and the coupling averaged
+  over the step is c + dz with dz = B phi_2(Z) s (solvers.exponential).  Every neuron gets that
+  average:  dx_j = dx^expl_j + dt sqrt(n) psi(theta_j) . dz_a e,  which moves mu (linearised) by
+  s + Z phi_2(Z) s = phi_1(Z) s: consistent.  Z has the fast eigenvalues z = dt sqrt(n) eig(B S) of
+  q -> W(D q) with the neurons' own slopes; a pure fast mode is multiplied by e^z per step, whatever
+  dt sqrt(n).  The intrinsic drift (rate J_f, e.g. -1) stays explicit inside the step, which shifts a
+  fast mode's growth rate by about |J_f| theta^2 / 6 at theta = dt sqrt(n) Im mu.  With
+  ``jacobian_every = k > 1`` the slopes g' (and phi_2) are refreshed every k steps only.
 
-  The neurons feel the multiplier lambda = sqrt(n) [psi . (c + B dmu) + h] (the end-of-step
-  prediction), and this is what is recorded as ``lam``; explicitly (implicit=False, or FFT / dense
-  coupling) it is lambda_n = sqrt(n) r_a of the current empirical measure.  Implicitly the two
-  differ: the linearisation (2) misses the Itô term 1/2 g'' sigma^2 dt of the expected change of
-  the gains, so after a step the empirical imbalance W gbar + h is off by O(dt), and sqrt(n) r_a of
-  the empirical measure (recorded as ``lam_state``) by O(dt sqrt(n)): on ei_linear at n = 10^4,
-  dt = 0.01, time averages lam = (-0.783, -1.100), lam_state = (-0.873, -1.174), explicit runs at
-  dt = 0.002 (-0.785, -1.100).  ``lam`` is the multiplier consistent with the mean states (for
-  f = -x their time averages are equal) and agrees with explicit runs to O(dt).
+  The neurons feel the multiplier lambda = sqrt(n) [psi . (c + dz) + h] (the step average), and this
+  is what is recorded as ``lam``; explicitly (implicit=False, or FFT / dense coupling) it is
+  lambda_n = sqrt(n) r_a of the current empirical measure.  ``lam_state`` is sqrt(n) r_a of the
+  empirical measure at the start of each step; the linearisation misses the Itô term
+  1/2 g'' sigma^2 dt of the expected change of the gains, so lam_state carries an O(dt sqrt(n))
+  residual and ``lam`` is the multiplier consistent with the mean states (for f = -x their time
+  averages are equal).
 
-  Explicit runs (implicit=False, or a non-separable kernel) are checked before they start: the
-  fast eigenvalues at the initial state (exact eig(B S) for separable kernels, a coarse-lattice
-  estimate otherwise) give the largest stable dt, and a larger dt is refused with that number.
-  Slopes change during a run, so explicit runs repeat the check every STABILITY_CHECK_EVERY steps
-  with the current slopes and stop with SimulationUnstable (a ValueError) when dt has become
-  unstable: near the limit, explicit Euler does not always blow up, it can settle on a wrong,
-  oscillating state (gains saturate), which must not be returned silently.
+The step audit (dt_guard).  At the start and every STABILITY_CHECK_EVERY steps the fast spectrum
+sqrt(n) eig(W D) with the current slopes (exact for separable kernels, a coarse-lattice estimate for
+FFT / dense) is compared with the step: |dt mu| must not exceed accurate_z (0.49 for the exponential
+step, 0.04 for explicit Euler at the default 2 % tolerance: solvers.exponential).  dt_guard='refine'
+(default) divides dt by the smallest integer that satisfies it (records keep their times);
+'refuse' raises StepTooCoarse with the largest accurate dt; 'off' skips the accuracy check.
+
+Explicit runs with dt_guard='off' are still checked for stability at the same audits: a dt beyond
+the explicit Euler limit 2 Re(-mu)/|mu|^2 is refused before the run (ValueError) or stops it with
+SimulationUnstable: near the limit, explicit Euler does not always blow up, it can settle on a
+wrong, oscillating state (gains saturate), which must not be returned silently.
 
 Numerical trouble.  The loop runs with floating-point warnings silenced and checks itself: after
 every step the states and the coupling moments must be finite, else SimulationBlowUp (a
@@ -92,11 +90,14 @@ import numpy as np
 
 from .compiled import CompiledModel
 from .coupling import bin_index, field_at, make_coupling
+from .exponential import DEFAULT_TOL, accurate_z, phi_functions
 from .output import state_record
 
 
-#: Explicit runs re-check the stability limit with the current gain slopes every this many steps.
+#: The step is audited against the fast spectrum (current gain slopes) every this many steps.
 STABILITY_CHECK_EVERY = 20
+#: dt_guard='refine' divides the requested dt by at most this factor before it refuses.
+MAX_REFINE = 256
 
 
 class SimulationBlowUp(RuntimeError):
@@ -108,6 +109,16 @@ class SimulationUnstable(ValueError):
     after the gain slopes changed; the check before the run raises a plain ValueError)."""
 
 
+class StepTooCoarse(ValueError):
+    """The time step cannot resolve the fast coupling dynamics: dt sqrt(n) |mu| exceeds the accurate
+    limit of the coupling step (dt_guard='refuse', or 'refine' beyond MAX_REFINE).  Attributes:
+    dt (the step in use), dt_accurate (the largest accurate step at that state), t, mu."""
+
+    def __init__(self, message, dt, dt_accurate, t, mu):
+        super().__init__(message)
+        self.dt, self.dt_accurate, self.t, self.mu = dt, dt_accurate, t, mu
+
+
 # ---------------------------------------------------------------------------------------------
 # result
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +126,10 @@ class SimulationUnstable(ValueError):
 class SimulationResult:
     """Output of simulate().  Arrays over records are indexed (record, population, bin).
 
+    dt is the step actually used at the end of the run (dt_requested the one asked for; the guard may
+    have refined it), coupling_step 'exponential' or 'explicit', step_audit a dict with the accuracy
+    limit z_accurate of |dt sqrt(n) mu|, the largest |z| met at the checks (max_z, at the step in use
+    then), the fast eigenvalue that set it, and the refinements as (t, old dt, new dt, z) tuples.
     times (nt,); mean, variance, gbar, lam, lam_state (nt, P, nbins_total): mean and within-bin
     variance of component e and mean gain at the record times; lam the multiplier applied in the
     steps (sqrt(n) r_a at the bin centres, with the implicit end-of-step coupling when implicit),
@@ -147,6 +162,9 @@ class SimulationResult:
     final_states: dict
     positions: dict
     fast_eigenvalues: np.ndarray = field(default=None)
+    dt_requested: float = None
+    coupling_step: str = "exponential"
+    step_audit: dict = field(default_factory=dict)
 
     def histogram(self, pop: str, bins=50, range=None, component: int | None = None):
         """Density-normalised histogram of component e (default) of the final states of ``pop``:
@@ -195,7 +213,9 @@ class SimulationResult:
                             stderr=se, window=list(av["window"]), n=self.n, seed=self.seed, dt=self.dt,
                             T=self.T, scheme=self.scheme, positions=self.positions_kind,
                             coupling=self.coupling, implicit=self.implicit, nbatch=nbatch,
-                            sizes=self.sizes, samples=av["samples"])
+                            sizes=self.sizes, samples=av["samples"], dt_requested=self.dt_requested,
+                            coupling_step=self.coupling_step,
+                            step_audit={k: (str(v) if k == "mu" else v) for k, v in self.step_audit.items()})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +319,8 @@ def explicit_dt_limit(eigenvalues) -> tuple[float, complex | None]:
 def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str = "euler", init=None,
              positions: str = "lattice", record_every: float | None = None, nbins: int | None = None,
              params: dict | None = None, coupling: str = "auto", implicit: bool = True,
-             noise=None, jacobian_every: int = 1) -> SimulationResult:
+             noise=None, jacobian_every: int = 1, dt_guard: str = "refine",
+             dt_tol: float = DEFAULT_TOL) -> SimulationResult:
     """Integrate the network of DESIGN.md §1 on [0, T] with step dt (see the module docstring).
 
     model: CompiledModel, model name, or generated module (params: parameter overrides).
@@ -313,12 +334,19 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
           max(10, nsteps / 10000) steps).  Records are taken at the start of steps, t < T.
     nbins: position bins per angle (default min(n_a, 16) on the ring, min(side, 8) per angle on the
           torus, 1 without space).
-    coupling: 'auto' | 'lowrank' | 'fft' | 'dense' (solvers.coupling).  implicit: treat the
-          low-rank coupling linearly implicitly (ignored for FFT / dense, which run explicitly after
-          the stability check).  jacobian_every: refresh the gain slopes of the implicit solve every
-          k steps (1: every step, the exact linearly implicit Euler step).
+    coupling: 'auto' | 'lowrank' | 'fft' | 'dense' (solvers.coupling).  implicit: propagate the
+          low-rank coupling with the exponential step (True, the default) or explicitly (False); FFT
+          and dense couplings are always explicit.  jacobian_every: refresh the gain slopes of the
+          exponential step every k steps (1: every step).
+    dt_guard: what to do when dt cannot resolve the fast coupling modes, i.e. when
+          dt sqrt(n) max|mu| exceeds solvers.exponential.accurate_z(step, dt_tol) at the audit of the
+          current state (step 0, then every STABILITY_CHECK_EVERY steps): 'refine' (default) divides
+          dt by the smallest integer that makes it accurate (the records keep their times; at most
+          MAX_REFINE in all, else StepTooCoarse), 'refuse' raises StepTooCoarse with the largest
+          accurate dt, 'off' only refuses explicit steps that are unstable.
     noise: optional callable(step, pop, dt, out) filling out (q, n_a) with the Brownian increments
-          of that step (replaces the Generator's normals).
+          of that step (replaces the Generator's normals).  Steps are counted at the step in use: after
+          a refinement by k, step numbers and dt are those of the refined step.
     """
     cm = _resolve_model(model, params)
     n = int(n)
@@ -342,6 +370,9 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     jacobian_every = int(jacobian_every)
     if jacobian_every < 1:
         raise ValueError(f"jacobian_every = {jacobian_every} must be >= 1")
+    if dt_guard not in ("refine", "refuse", "off"):
+        raise ValueError(f"dt_guard must be 'refine', 'refuse' or 'off', got {dt_guard!r}")
+    dt_requested = dt
 
     pops = cm.populations
     P, m, e = cm.P, cm.m, cm.e
@@ -458,21 +489,59 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
         for k, v in enumerate(vals):
             psi_c[k] = v
 
-    # fast spectrum at the initial state; explicit runs are checked against it
-    with np.errstate(under="ignore"):
-        GP0 = [np.asarray(fn["gain_slope"][ia](*X[ia], *pos[ia], 0.0, **prm), float) for ia in range(P)]
-    eig = np.asarray(coup.fast_spectrum(pos, GP0)) * sq
-    del GP0
-    if not use_implicit:
-        lim, mu = explicit_dt_limit(eig)
-        if dt > lim:
-            why = ("implicit=False" if lowrank else
-                   f"the {coup.kind} coupling (kernel not separable) is explicit")
-            raise ValueError(
-                f"dt = {dt} is unstable: the largest stable dt is {lim:.6g} ({why}). The fast coupling mode "
-                f"mu = sqrt(n) eig(W D) = {mu.real:.6g}{mu.imag:+.6g}i at the initial state (n = {n}) needs "
-                f"dt <= 2 Re(-mu)/|mu|^2 = {lim:.6g} for explicit Euler; use dt <= {lim:.6g}"
-                + (" or implicit=True" if lowrank else ""))
+    # the step audit: the fast spectrum sqrt(n) eig(W D) with the current gain slopes against the step
+    step_kind = "exponential" if use_implicit else "explicit"
+    z_acc = accurate_z(step_kind, dt_tol)
+    audit = {"z_accurate": z_acc, "tolerance": dt_tol, "max_z": 0.0, "mu": None, "refinements": [],
+             "checks": 0}
+    eig = None
+
+    def audit_step(t_now, GPc, dt_now):
+        """Check dt against the fast spectrum at the current slopes; return the refinement factor
+        (1: accurate, or dt_guard 'off' and stable) or raise."""
+        nonlocal eig
+        ev = np.asarray(coup.fast_spectrum(pos, GPc)) * sq
+        if eig is None:
+            eig = ev
+        audit["checks"] += 1
+        if ev.size == 0:
+            return 1
+        kmax = int(np.argmax(np.abs(ev)))
+        mu = complex(ev[kmax])
+        z = dt_now * abs(mu)
+        where = "at the initial state" if t_now == 0 else f"at t = {t_now:.6g}"
+        mu_txt = f"mu = sqrt(n) eig(W D) = {mu.real:.6g}{mu.imag:+.6g}i"
+        if dt_guard == "off" or z <= z_acc:
+            if step_kind == "explicit":
+                lim, mu_s = explicit_dt_limit(ev)
+                if dt_now > lim:
+                    why = ("implicit=False" if lowrank else
+                           f"the {coup.kind} coupling (kernel not separable) is explicit")
+                    msg = (f"model {cm.name!r}: dt = {dt_now} is unstable {where}: the largest stable dt is "
+                           f"{lim:.6g} ({why}). The fast coupling mode mu = sqrt(n) eig(W D) = "
+                           f"{mu_s.real:.6g}{mu_s.imag:+.6g}i (n = {n}) needs dt <= 2 Re(-mu)/|mu|^2 = "
+                           f"{lim:.6g} for explicit Euler; use dt <= {lim:.6g}"
+                           + (" or implicit=True" if lowrank else ""))
+                    raise (ValueError(msg) if t_now == 0 else SimulationUnstable(msg))
+            if z > audit["max_z"]:
+                audit["max_z"], audit["mu"] = z, mu
+            return 1
+        dt_ok = z_acc / abs(mu)
+        k = int(math.ceil(z / z_acc * (1 + 1e-12)))
+        total = dt_requested / (dt_now / k)
+        if dt_guard == "refuse" or total > MAX_REFINE * (1 + 1e-9):
+            extra = (f" (refining would need dt = {dt_now / k:.4g}, more than MAX_REFINE = {MAX_REFINE} times "
+                     f"below the requested {dt_requested})" if dt_guard == "refine" else "")
+            raise StepTooCoarse(
+                f"model {cm.name!r}: dt = {dt_now:g} does not resolve the fast coupling dynamics {where}: "
+                f"{mu_txt} (n = {n}) gives |dt mu| = {z:.3g} > {z_acc:.3g}, the accurate limit of the "
+                f"{step_kind} coupling step (relative error {dt_tol:g} of the fast mode); the largest "
+                f"accurate dt is {dt_ok:.4g}{extra}. Use dt <= {dt_ok:.4g}, dt_guard='refine' (CLI: the "
+                f"default) or, knowingly, dt_guard='off' (--dt-guard off)", dt_now, dt_ok, t_now, mu)
+        audit["refinements"].append((t_now, dt_now, dt_now / k, z))
+        if z / k > audit["max_z"]:
+            audit["max_z"], audit["mu"] = z / k, mu
+        return k
 
     # records
     if record_every is None:
@@ -487,9 +556,9 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     rec_lam = np.empty((nrec, P, nbt))
     rec_lam_state = np.empty((nrec, P, nbt))
 
-    # lambda records: 'lowrank' (average of the coefficients c over the interval, times psi at the
-    # centres), 'centres' (explicit fields read off at neurons sitting on the bin centres, averaged),
-    # 'sample' (direct summation at the centres at the start of the interval only)
+    # lambda records: 'lowrank' (time average of the coefficients c over the interval, times psi at
+    # the centres), 'centres' (explicit fields read off at neurons sitting on the bin centres,
+    # averaged), 'sample' (direct summation at the centres at the start of the interval only)
     if lowrank:
         lam_mode = "lowrank"
     elif all(ci is not None for ci in centre_idx):
@@ -501,7 +570,7 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     f_acc = np.zeros((P, nbt))
     h_acc = np.zeros((P, nbt))
     dynamic_h = [ia for ia in range(P) if not static_in[ia]]
-    n_acc = 0
+    w_acc = 0.0                                   # time accumulated in the current record interval
 
     # work buffers
     dX = [np.empty((m, s)) for s in sizes]
@@ -511,36 +580,39 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     sdt = math.sqrt(dt)
     B = coup.B if lowrank else None
     GP = [None] * P
-    Amat = None
-    eyePL = np.eye(P * L) if lowrank else None
+    Phi2 = None
+    last_check = None
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        for step in range(nsteps):
+        step = 0
+        while step < nsteps:
             t = step * dt
             xs = [tuple(X[ia][i] for i in range(m)) for ia in range(P)]
-            # gains and coupling
+            # gains, slopes and the step audit
             G = [fn["gain"][ia](*xs[ia], *pos[ia], t, **prm) for ia in range(P)]
+            check = last_check is None or step - last_check >= STABILITY_CHECK_EVERY
+            refresh = use_implicit and (Phi2 is None or step % jacobian_every == 0)
+            if check or refresh:
+                GP = [fn["gain_slope"][ia](*xs[ia], *pos[ia], t, **prm) for ia in range(P)]
+            if check:
+                last_check = step
+                k = audit_step(t, GP, dt)
+                if k > 1:                         # refine: the same times, k times more steps
+                    step, nsteps, stride, dt = step * k, nsteps * k, stride * k, dt / k
+                    last_check = step
+                    sdt = math.sqrt(dt)
+                    refresh = use_implicit
             if lowrank:
                 c = coup.coefficients(G)
                 if not np.all(np.isfinite(c)):
                     _blowup(cm, X, G, t, "the coupling moments")
                 fields = None
-                if use_implicit and step % jacobian_every == 0:
-                    GP = [fn["gain_slope"][ia](*xs[ia], *pos[ia], t, **prm) for ia in range(P)]
+                if refresh:
                     S = coup.slope_moments(GP)
-                    Amat = eyePL - (dt * sq) * (S @ B)
+                    Phi2 = phi_functions((dt * sq) * (S @ B))[2]
             else:
                 fields = coup.field(G)
                 c = None
-            if not use_implicit and step and step % STABILITY_CHECK_EVERY == 0:
-                GPc = [fn["gain_slope"][ia](*xs[ia], *pos[ia], t, **prm) for ia in range(P)]
-                lim, mu = explicit_dt_limit(np.asarray(coup.fast_spectrum(pos, GPc)) * sq)
-                if dt > lim:
-                    raise SimulationUnstable(
-                        f"model {cm.name!r}: at t = {t:.6g} the explicit step dt = {dt} exceeds the stability limit "
-                        f"{lim:.6g} of the fast coupling mode mu = sqrt(n) eig(W D) = {mu.real:.6g}{mu.imag:+.6g}i "
-                        f"(the gain slopes changed since the start, n = {n}); use dt <= {lim:.6g}"
-                        + (" or implicit=True" if lowrank else ""))
             s_vec = np.empty(P * L) if use_implicit else None
 
             for ia in range(P):
@@ -603,20 +675,17 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
                     s_vec[ia * L:(ia + 1) * L] = at.moments(tb)[at.chi_idx]
 
             if use_implicit:
-                try:
-                    dmu = np.linalg.solve(Amat, s_vec)
-                except np.linalg.LinAlgError:
-                    raise SimulationBlowUp(
-                        f"model {cm.name!r}, t = {t:.6g}: the linearly implicit coupling solve "
-                        f"(I - dt sqrt(n) S B) dmu = s is singular (dt sqrt(n) = {dt * sq:.4g}); a fast eigenvalue of W D is real and positive, "
-                        f"the balanced state is not attracting") from None
-                dz = B @ dmu
+                # exponential step on the coupling moments: the explicit increment s of mu becomes
+                # phi_1(Z) s (Z = dt sqrt(n) S B); the coupling averaged over the step is c + B phi_2(Z) s
+                dz = B @ (Phi2 @ s_vec)
+                if not np.all(np.isfinite(dz)):
+                    _blowup(cm, X, G, t, "the exponential coupling step")
                 c_eff = c + dz
             else:
                 c_eff = c
 
             # records: the state at the start of each record interval; lambda averaged over the
-            # steps of the interval (the multiplier applied in each step)
+            # interval (the multiplier applied in each step)
             if step % stride == 0:
                 r = step // stride
                 for ia in range(P):
@@ -638,32 +707,32 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
                 if lam_mode == "sample":
                     f_acc[:] = field_at(cm, bpos, pos, sizes, G)
             if lam_mode == "lowrank":
-                c_acc += c_eff
-                cs_acc += c
+                c_acc += dt * c_eff
+                cs_acc += dt * c
             elif lam_mode == "centres":
                 for ia in range(P):
-                    f_acc[ia] += np.broadcast_to(fields[ia], (sizes[ia],))[centre_idx[ia]]
+                    f_acc[ia] += dt * np.broadcast_to(fields[ia], (sizes[ia],))[centre_idx[ia]]
             for ia in dynamic_h:
-                h_acc[ia] += np.broadcast_to(np.asarray(fn["drive"][ia](*bpos, t, **prm), float), (nbt,))
-            n_acc += 1
+                h_acc[ia] += dt * np.broadcast_to(np.asarray(fn["drive"][ia](*bpos, t, **prm), float), (nbt,))
+            w_acc += dt
             if step % stride == stride - 1 or step == nsteps - 1:
                 r = step // stride
                 if lam_mode == "lowrank":
-                    fc = (c_acc.reshape(P, K) @ psi_c) / n_acc if K else np.zeros((P, nbt))
-                    fs = (cs_acc.reshape(P, K) @ psi_c) / n_acc if K else np.zeros((P, nbt))
+                    fc = (c_acc.reshape(P, K) @ psi_c) / w_acc if K else np.zeros((P, nbt))
+                    fs = (cs_acc.reshape(P, K) @ psi_c) / w_acc if K else np.zeros((P, nbt))
                     c_acc[:] = 0.0
                     cs_acc[:] = 0.0
                 elif lam_mode == "centres":
-                    fc = fs = f_acc / n_acc
+                    fc = fs = f_acc / w_acc
                 else:
                     fc = fs = f_acc
                 for ia in range(P):
-                    hc = h_centres[ia] if static_in[ia] else h_acc[ia] / n_acc
+                    hc = h_centres[ia] if static_in[ia] else h_acc[ia] / w_acc
                     rec_lam[r, ia] = sq * (fc[ia] + hc)
                     rec_lam_state[r, ia] = sq * (fs[ia] + hc)
                 f_acc[:] = 0.0
                 h_acc[:] = 0.0
-                n_acc = 0
+                w_acc = 0.0
 
             # update
             for ia in range(P):
@@ -674,6 +743,7 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
                 tot = float(np.sum(X[ia]))
                 if not math.isfinite(tot):
                     _blowup(cm, X, None, t + dt, "the states", pop=pops[ia], implicit=use_implicit)
+            step += 1
 
     return SimulationResult(
         model=cm, n=n, T=T, dt=dt, seed=seed, scheme=scheme, positions_kind=positions,
@@ -681,7 +751,7 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
         mean=rec_mean, variance=rec_var, gbar=rec_gbar, lam=rec_lam, lam_state=rec_lam_state,
         bin_centres=bin_centres,
         bin_positions=bpos, final_states=dict(zip(pops, X)), positions=dict(zip(pops, pos)),
-        fast_eigenvalues=eig)
+        fast_eigenvalues=eig, dt_requested=dt_requested, coupling_step=step_kind, step_audit=audit)
 
 
 def _blowup(cm, X, G, t, what, pop=None, implicit=None):
@@ -699,8 +769,8 @@ def _blowup(cm, X, G, t, what, pop=None, implicit=None):
     if implicit is None:
         hint = ""
     elif implicit:
-        hint = (" The coupling was linearly implicit, so the blow-up comes from the intrinsic dynamics "
-                "(drift / noise) or from a fast mode with positive real part.")
+        hint = (" The coupling step was exponential (exact for the linearised fast flow), so the blow-up "
+                "comes from the intrinsic dynamics (drift / noise) or from a growing fast mode.")
     else:
         hint = (" The coupling was explicit: dt may exceed the stability limit of a fast mode between two "
                 "checks, or the intrinsic dynamics blow up; reduce dt or use implicit=True.")

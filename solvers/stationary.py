@@ -58,7 +58,8 @@ class StationaryResult:
     the coefficients of lambda on psi (finite n: without the sqrt(n) h_res part outside span psi).
     grids[pop] is the x-grid (density1d.Grid, cell centres grids[pop].x) and densities[pop] the
     normalised density on it, (N, nx).  eigenvalues: W D on Range(W) at the state; modes: the same
-    per mode label.  residual: max-norm of the solved equation; imbalance: max |W gbar + h| on the
+    per mode label; at finite n also finite_n_eigenvalues / finite_n_modes: <f'> + sqrt(n) W D, the
+    rates and angular frequencies of the imbalance at that n (DESIGN.md §4b), which decide stability.  residual: max-norm of the solved equation; imbalance: max |W gbar + h| on the
     lattice (0 in the balanced limit; lambda / sqrt(n) at finite n)."""
 
     model: CompiledModel
@@ -81,6 +82,8 @@ class StationaryResult:
     imbalance: float
     iterations: int
     closed_form: dict = field(default_factory=dict)
+    finite_n_eigenvalues: np.ndarray | None = None
+    finite_n_modes: dict | None = None
 
     @property
     def populations(self) -> tuple:
@@ -90,7 +93,9 @@ class StationaryResult:
         return self.grids[pop].x
 
     def stable(self) -> bool:
-        return bool(self.eigenvalues.size == 0 or np.max(self.eigenvalues.real) < 0)
+        """Attracting: at finite n by the finite-n fast matrix <f'> + sqrt(n) W D, in the limit by W D."""
+        w = self.eigenvalues if self.finite_n_eigenvalues is None else self.finite_n_eigenvalues
+        return bool(w.size == 0 or np.max(w.real) < 0)
 
     def to_record(self, include_density: bool = False) -> dict:
         """The JSON record (solvers.output schema): per population lambda, gbar, mean, variance on
@@ -104,6 +109,10 @@ class StationaryResult:
                      modes={k: pairs(v) for k, v in self.modes.items()},
                      residual=self.residual, imbalance=self.imbalance, iterations=self.iterations,
                      npos=self.npos, closed_form=dict(self.closed_form))
+        if self.finite_n_eigenvalues is not None:
+            extra["finite_n_eigenvalues"] = pairs(self.finite_n_eigenvalues)
+            extra["finite_n_modes"] = {k: pairs(v) for k, v in self.finite_n_modes.items()}
+            extra["stability_criterion"] = "eig(<f'> + sqrt(n) W D) on Range(W), DESIGN.md 4b"
         if include_density:
             extra["density"] = {a: {"x": self.grids[a].x, "p": self.densities[a]} for a in self.populations}
         return state_record(self.model, self.kind, self.pos, per_pop, **extra)
@@ -280,7 +289,29 @@ def _diagnose_failure(sy: _System, aux, residual: float, iterations: int, what: 
         residual, iterations)
 
 
-def _check_stability(sy: _System, eig, modes, what: str):
+def intrinsic_relaxation(sy: _System, sts) -> np.ndarray:
+    """J_a(theta) = <d f_e / d x_e> under the density of population a at each lattice position (P, N):
+    the intrinsic relaxation rate of a shift of the density (J = -1 for f = -x), by central
+    differences of the generated drift on the density's grid."""
+    cm, e, t = sy.model, sy.model.e, sy.cpl.t
+    out = np.zeros((cm.P, sy.cpl.N))
+    for b, (pop, st) in enumerate(zip(cm.populations, sts)):
+        x = st.grid.x[None, :]
+        pos = tuple(np.asarray(p, float)[:, None] for p in sy.cpl.pos)
+        hstep = 1e-5 * (1.0 + np.abs(x))
+        with np.errstate(all="ignore"):
+            fp = np.asarray(cm.call("drift", pop, x + hstep, *pos, t)[e], float)
+            fm = np.asarray(cm.call("drift", pop, x - hstep, *pos, t)[e], float)
+        slope = np.broadcast_to((fp - fm) / (2 * hstep), st.p.shape)
+        slope = np.where(np.isfinite(slope), slope, 0.0)
+        out[b] = st.grid.integrate(slope * st.p)
+    return out
+
+
+def _check_stability(sy: _System, eig, modes, what: str, n: float | None = None):
+    """Refuse a state that the dynamics do not attract.  Balanced limit: W D on Range(W) must have
+    eigenvalues with negative real part (DESIGN.md §2).  Finite n: the finite-n fast matrix
+    diag(<f'>) + sqrt(n) W D (§4b, LatticeCoupling.fast_spectrum with n) must."""
     if eig.size == 0:
         return
     scale = max(1.0, float(np.max(np.abs(eig))))
@@ -289,10 +320,12 @@ def _check_stability(sy: _System, eig, modes, what: str):
         for label, w in modes.items():
             flag = "  <- not attracting" if np.max(w.real) >= -1e-12 * scale else ""
             parts.append(f"mode {label}: {format_eigenvalues(w)}{flag}")
+        crit = ("W D on Range(W) has eigenvalues with real part >= 0 (D = <g'> at the state)" if n is None else
+                f"the finite-n fast matrix <f'> + sqrt(n) W D (n = {n:g}, D = <g'>, <f'> the mean drift "
+                f"slope at the state) has eigenvalues with real part >= 0 on Range(W)")
         raise ManifoldNotAttracting(
-            f"model {sy.model.name!r}: {what}: the balanced manifold is not attracting: W D on "
-            f"Range(W) has eigenvalues with real part >= 0 (D = <g'> at the state); per mode: "
-            + "; ".join(parts), {k: v.copy() for k, v in modes.items()})
+            f"model {sy.model.name!r}: {what}: the {'balanced manifold' if n is None else 'state'} is not "
+            f"attracting: {crit}; per mode: " + "; ".join(parts), {k: v.copy() for k, v in modes.items()})
 
 
 # ---- residual functions ---------------------------------------------------------------------
@@ -325,8 +358,14 @@ def _evaluate(sy: _System, Lam: np.ndarray, extra_lam=None):
 def _result(sy: _System, kind, n, npos, Lam, lam, sts, residual, imbalance, iterations, check, what):
     slope = np.array([st.slope for st in sts])
     eig, modes = sy.cpl.fast_spectrum(slope)
+    eig_n = modes_n = None
+    if n is not None:
+        eig_n, modes_n = sy.cpl.fast_spectrum(slope, n=n, J=intrinsic_relaxation(sy, sts))
     if check:
-        _check_stability(sy, eig, modes, what)
+        if n is None:
+            _check_stability(sy, eig, modes, what)
+        else:
+            _check_stability(sy, eig_n, modes_n, what, n=n)
     pops = sy.model.populations
     return StationaryResult(
         model=sy.model, kind=kind, n=n, npos=npos, pos=sy.cpl.pos, Lambda=np.asarray(Lam).reshape(sy.cpl.P, -1),
@@ -335,7 +374,8 @@ def _result(sy: _System, kind, n, npos, Lam, lam, sts, residual, imbalance, iter
         dgbar=np.array([st.dgbar for st in sts]),
         grids={a: sts[b].grid for b, a in enumerate(pops)},
         densities={a: sts[b].p for b, a in enumerate(pops)},
-        eigenvalues=eig, modes=modes, residual=float(residual), imbalance=float(imbalance),
+        eigenvalues=eig, modes=modes, finite_n_eigenvalues=eig_n, finite_n_modes=modes_n,
+        residual=float(residual), imbalance=float(imbalance),
         iterations=int(iterations),
         closed_form={a: fam.closed_form for a, fam in zip(pops, sy.families)})
 

@@ -154,3 +154,16 @@ def test_explicit_runs_are_audited_too(hopf):
     assert r.step_audit["max_z"] <= r.step_audit["z_accurate"] * 1.5
     with pytest.raises(StepTooCoarse):
         simulate(hopf, 10_000, 0.2, 0.01, seed=1, implicit=False, dt_guard="refuse")
+
+
+def test_finite_n_stationary_stability_uses_the_finite_n_spectrum(hopf):
+    """solve_finite_n decides stability by <f'> + sqrt(n) W D (DESIGN.md §4b), not by W D alone: at
+    n = 400 W D has Re > 0 at the state but -1 + sqrt(n) W D has Re < 0 (particles are steady)."""
+    from solvers.balance_errors import ManifoldNotAttracting
+    st = solve_finite_n(hopf, 400)
+    assert np.max(st.eigenvalues.real) > 0                   # the old criterion refused this state
+    assert np.max(st.finite_n_eigenvalues.real) < 0 and st.stable()
+    expect = -1.0 + math.sqrt(400) * np.sort_complex(st.eigenvalues)
+    assert np.allclose(np.sort_complex(st.finite_n_eigenvalues), expect, atol=1e-6)
+    with pytest.raises(ManifoldNotAttracting, match=r"n = 10000.*sqrt\(n\) W D"):
+        solve_finite_n(hopf, 10_000)

@@ -25,6 +25,10 @@ def add_command(subparsers) -> None:
     p.add_argument("--coupling", choices=("auto", "lowrank", "fft", "dense"), default="auto")
     p.add_argument("--explicit", action="store_true",
                    help="explicit coupling (refused if dt exceeds the stability limit)")
+    p.add_argument("--dt-guard", choices=("refine", "refuse", "off"), default="refine",
+                   help="when dt cannot resolve the fast coupling modes (|dt sqrt(n) mu| above the step's "
+                        "accurate limit): refine dt (default), refuse with the largest accurate dt, or "
+                        "off (only unstable explicit steps are refused)")
     p.add_argument("--nbins", type=int, default=None, help="position bins per angle")
     p.add_argument("--record-every", type=float, default=None, help="time between records")
     p.add_argument("--t0", type=float, default=None, help="start of the averaging window (default T/2)")
@@ -47,7 +51,8 @@ def run(args) -> int:
     params = dict(_param(t) for t in args.param)
     res = simulate(model_name(args.model), args.n, args.T, args.dt, seed=args.seed, scheme=args.scheme,
                    positions=args.positions, coupling=args.coupling, implicit=not args.explicit,
-                   nbins=args.nbins, record_every=args.record_every, params=params or None)
+                   nbins=args.nbins, record_every=args.record_every, params=params or None,
+                   dt_guard=args.dt_guard)
     t0 = args.T / 2 if args.t0 is None else args.t0
     # short runs: fewer batches rather than no table (time_average refuses fewer than 2)
     in_window = int((res.times >= t0 - 1e-12 * max(1.0, res.T)).sum())
@@ -55,8 +60,12 @@ def run(args) -> int:
     av = res.time_average(t0, nbatch)
     sizes = ", ".join(f"{p}: {s}" for p, s in res.sizes.items())
     print(f"model {res.model.name}: n = {res.n} ({sizes}), T = {res.T}, dt = {res.dt}, seed = {res.seed}, "
-          f"scheme {res.scheme}, coupling {res.coupling} ({'implicit' if res.implicit else 'explicit'}), "
+          f"scheme {res.scheme}, coupling {res.coupling} ({res.coupling_step} step), "
           f"positions {res.positions_kind}")
+    au = res.step_audit
+    print(f"step audit: largest |dt sqrt(n) mu| = {au['max_z']:.3g} (accurate limit {au['z_accurate']:.3g}, "
+          f"{au['checks']} checks)" + "".join(f"; dt refined {old:g} -> {new:g} at t = {t:g} (|z| was {z:.3g})"
+                                             for t, old, new, z in au["refinements"]))
     print(f"time averages over [{av['window'][0]:g}, {av['window'][1]:g}] ({av['samples']} records), "
           f"± batch-means standard error ({nbatch} batches)")
     space = res.model.pos_dim > 0

@@ -450,8 +450,12 @@ def test_cli_simulate(tmp_path, capsys):
     # a model path, and an error exit with a message
     assert main(["simulate", "models/ring_ei.py", "--n", "64", "--T", "0.1", "--dt", "0.01",
                  "--nbins", "4"]) == 0
-    assert main(["simulate", "ei_linear", "--n", "1000000", "--T", "1", "--dt", "0.05", "--explicit"]) == 2
+    assert main(["simulate", "ei_linear", "--n", "1000000", "--T", "1", "--dt", "0.05", "--explicit",
+                 "--dt-guard", "off"]) == 2
     assert "largest stable dt" in capsys.readouterr().err
+    assert main(["simulate", "ei_linear", "--n", "1000000", "--T", "1", "--dt", "0.05",
+                 "--dt-guard", "refuse"]) == 2
+    assert "largest accurate dt" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------

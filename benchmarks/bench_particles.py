@@ -2,7 +2,9 @@
 
 Prints
   * neuron-steps per second of solvers.particles.simulate (default settings: low-rank coupling,
-    linearly implicit, gain slopes every step; also jacobian_every=10 and the explicit coupling),
+    exponential coupling step, gain slopes every step; also jacobian_every=10 and the explicit
+    coupling), timed with dt_guard='off' so that the cost of one step of the requested dt is measured;
+    the guard's verdict on that dt (the largest accurate dt at n) is printed beside it,
   * NumPy's own throughput for drawing the same number of standard normals in the same process,
     and the ratio (target >= 0.5: a step should cost at most twice its random numbers),
   * a plain hand-written NumPy Euler–Maruyama loop of ring_ei (explicit, low rank written out by
@@ -123,10 +125,20 @@ def main(argv=None) -> int:
               f"(normal: {1e9 / r_rng:.1f} ns)")
 
     rec = {"record_every": 10 * dt}             # production setting: a record every 10 steps
-    rows = [("simulate (implicit, slopes every step)", rec),
-            ("simulate (same, a record every step)", {}),
-            ("simulate (implicit, jacobian_every=10)", {"jacobian_every": 10, **rec}),
+    rec = {"dt_guard": "off", **rec}
+    rows = [("simulate (exponential, slopes every step)", rec),
+            ("simulate (same, a record every step)", {"dt_guard": "off"}),
+            ("simulate (exponential, jacobian_every=10)", {"jacobian_every": 10, **rec}),
             ("simulate (explicit coupling)", {"implicit": False, **rec})]
+    from solvers.particles import StepTooCoarse
+    for label, kw in (("exponential", {}), ("explicit", {"implicit": False})):
+        try:
+            r = simulate("ring_ei", n, 2 * dt, dt, seed=0, dt_guard="refuse", **kw)
+            print(f"  step audit ({label:11s}) at dt = {dt:g}: accurate (max |dt sqrt(n) mu| = "
+                  f"{r.step_audit['max_z']:.3g} <= {r.step_audit['z_accurate']:.3g})")
+        except StepTooCoarse as exc:
+            print(f"  step audit ({label:11s}) at dt = {dt:g}: NOT accurate, largest accurate dt "
+                  f"{exc.dt_accurate:.3g} (the default dt_guard='refine' would use it)")
     for label, kw in rows:
         el = best_of(lambda: timed_simulate(n, steps, dt, **kw), rep)
         rate = N * steps / el
@@ -137,9 +149,9 @@ def main(argv=None) -> int:
     print(f"  {'hand-written NumPy EM loop (baseline)':40s}: {rate / 1e6:8.2f} M neuron-steps/s  "
           f"ratio to RNG {rate / r_rng:5.2f}  ({el / steps * 1e3:.1f} ms/step)")
 
-    for label, kw in (("implicit", {}), ("explicit", {"implicit": False})):
+    for label, kw in (("exponential", {}), ("explicit", {"implicit": False})):
         tracemalloc.start()
-        simulate("ring_ei", n, 20 * dt, dt, seed=0, **kw)
+        simulate("ring_ei", n, 20 * dt, dt, seed=0, dt_guard="off", **kw)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         print(f"  peak traced memory per neuron ({label:8s})  : {peak / N:8.1f} bytes  (target <= 200)")

@@ -1,5 +1,6 @@
 """`balkin verify MODEL [--sizes N,N,N] [--seeds S] [--T T] [--t0 T0] [--dt DT] [--nbins B]
-[--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL."""
+[--unstable] [--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL.
+Sizes whose finite-n state is unstable fail (or, with --unstable, are tested by frequency and growth)."""
 from __future__ import annotations
 
 import sys
@@ -19,6 +20,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--dt", type=float, default=d.dt, help=f"particle time step (default {d.dt:g}; runs use dt "
                                                           "and 2 dt for Richardson extrapolation)")
     p.add_argument("--nbins", type=int, default=d.nbins, help=f"position bins on the ring (default {d.nbins})")
+    p.add_argument("--unstable", action="store_true",
+                   help="test sizes at which the finite-n state is unstable by the frequency and growth of "
+                        "the unstable mode (default: such sizes fail verify)")
     p.add_argument("--json", metavar="FILE", help="write every number as JSON")
     p.add_argument("--plots", metavar="DIR", help="write figures (needs matplotlib: pip install -e '.[plot]')")
     p.set_defaults(func=run)
@@ -34,7 +38,8 @@ def run(args) -> int:
         raise ValueError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
     if not sizes or min(sizes) < 1:
         raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
-    s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins)
+    s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins,
+                       unstable=args.unstable)
     report = verify(model_name(args.model), s)
     print_report(report)
     if args.json:

@@ -59,8 +59,10 @@ class StationaryResult:
     grids[pop] is the x-grid (density1d.Grid, cell centres grids[pop].x) and densities[pop] the
     normalised density on it, (N, nx).  eigenvalues: W D on Range(W) at the state; modes: the same
     per mode label; at finite n also finite_n_eigenvalues / finite_n_modes: <f'> + sqrt(n) W D, the
-    rates and angular frequencies of the imbalance at that n (DESIGN.md §4b), which decide stability.  residual: max-norm of the solved equation; imbalance: max |W gbar + h| on the
-    lattice (0 in the balanced limit; lambda / sqrt(n) at finite n)."""
+    rates and angular frequencies of the imbalance at that n (DESIGN.md §4b), which decide stability;
+    drift_slope (P, N): <d f_e / d x_e> under the state's densities (the intrinsic rate J there).
+    residual: max-norm of the solved equation; imbalance: max |W gbar + h| on the lattice (0 in the
+    balanced limit; lambda / sqrt(n) at finite n)."""
 
     model: CompiledModel
     kind: str
@@ -84,6 +86,7 @@ class StationaryResult:
     closed_form: dict = field(default_factory=dict)
     finite_n_eigenvalues: np.ndarray | None = None
     finite_n_modes: dict | None = None
+    drift_slope: np.ndarray | None = None
 
     @property
     def populations(self) -> tuple:
@@ -359,8 +362,9 @@ def _result(sy: _System, kind, n, npos, Lam, lam, sts, residual, imbalance, iter
     slope = np.array([st.slope for st in sts])
     eig, modes = sy.cpl.fast_spectrum(slope)
     eig_n = modes_n = None
+    J = intrinsic_relaxation(sy, sts)
     if n is not None:
-        eig_n, modes_n = sy.cpl.fast_spectrum(slope, n=n, J=intrinsic_relaxation(sy, sts))
+        eig_n, modes_n = sy.cpl.fast_spectrum(slope, n=n, J=J)
     if check:
         if n is None:
             _check_stability(sy, eig, modes, what)
@@ -374,7 +378,7 @@ def _result(sy: _System, kind, n, npos, Lam, lam, sts, residual, imbalance, iter
         dgbar=np.array([st.dgbar for st in sts]),
         grids={a: sts[b].grid for b, a in enumerate(pops)},
         densities={a: sts[b].p for b, a in enumerate(pops)},
-        eigenvalues=eig, modes=modes, finite_n_eigenvalues=eig_n, finite_n_modes=modes_n,
+        eigenvalues=eig, modes=modes, finite_n_eigenvalues=eig_n, finite_n_modes=modes_n, drift_slope=J,
         residual=float(residual), imbalance=float(imbalance),
         iterations=int(iterations),
         closed_form={a: fam.closed_form for a, fam in zip(pops, sy.families)})

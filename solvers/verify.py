@@ -63,6 +63,7 @@ class VerifySettings:
     nx: int = 192
     kinetic_dt: float = 0.05
     bootstrap: int = 400
+    unstable: bool = False         # test unstable sizes (frequency and growth) instead of failing them
 
 
 @dataclass
@@ -72,6 +73,7 @@ class VerifyReport:
     settings: VerifySettings
     bins: np.ndarray
     per_n: list = field(default_factory=list)
+    stability: list = field(default_factory=list)
     limit: dict = field(default_factory=dict)
     slope: dict = field(default_factory=dict)
     checks: dict = field(default_factory=dict)
@@ -86,16 +88,16 @@ class VerifyReport:
         from .output import _clean
         per_n = [{k: v for k, v in e.items() if not k.startswith("_")} for e in self.per_n]
         return _clean({"model": self.model, "settings": self.settings.__dict__, "bins": self.bins,
-                       "per_n": per_n, "limit": self.limit, "slope": self.slope,
+                       "per_n": per_n, "stability": self.stability, "limit": self.limit, "slope": self.slope,
                        "checks": self.checks, "verdict": "PASS" if self.passed else "FAIL",
                        "timings": self.timings})
 
 
 def _progress(msg, file):
-    """Progress lines go to ``file``; True means the current sys.stdout, None means silent."""
+    """Progress lines go to ``file``; True means the current sys.stdout, None or False silent."""
     if file is True:
         file = sys.stdout
-    if file is not None:
+    if file is not None and file is not False:
         print(msg, file=file, flush=True)
 
 
@@ -186,7 +188,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
     model: the network that is simulated (CompiledModel or name).  prediction_model: the model whose
     limit equations are the prediction (default: the same); tests of the verifier itself use a
     different one, or ``bias``, which adds constants to the finite-n prediction ({"mean": 0.05})."""
-    from .particles import simulate
+    from .particles import StepTooCoarse, simulate
     s = settings or VerifySettings()
     cm = model if isinstance(model, CompiledModel) else CompiledModel(model)
     pm = cm if prediction_model is None else (
@@ -206,6 +208,48 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
     t_start = time.perf_counter()
     timings = {}
 
+    # ---- stability of the finite-n state at every tested size (DESIGN.md §4b)
+    from .verify_stability import finite_n_stability, oscillation_check
+    stab = finite_n_stability(pm, s.sizes, s.nbins * SUB if cm.pos_dim else None)
+    stability = []
+    for n in s.sizes:
+        lead = stab[n]["leading"]
+        why = stab[n].get("undetermined")
+        stability.append({"n": n, "stable": stab[n]["stable"] if why is None else None,
+                          "leading": None if lead is None else [lead.real, lead.imag],
+                          "eigenvalues": [[w.real, w.imag] for w in stab[n]["eigenvalues"]],
+                          "note": why})
+        verdict = ("not determined: " + why if why else
+                   f"leading eigenvalue {'none' if lead is None else f'{lead.real:.4g}{lead.imag:+.4g}i'}: "
+                   f"{'stable' if stab[n]['stable'] else 'UNSTABLE'}")
+        _progress(f"[verify {cm.name}] n = {n}: finite-n fast spectrum <f'> + sqrt(n) W D, {verdict}", progress)
+    unstable_sizes = [n for n in s.sizes if not stab[n]["stable"]]
+    checks_extra = {}
+    if unstable_sizes:
+        bad = ", ".join(f"n = {n} (eigenvalue {stab[n]['leading'].real:.4g}{stab[n]['leading'].imag:+.4g}i)"
+                        for n in unstable_sizes)
+        if not s.unstable:
+            report = VerifyReport(cm.name, cm.populations, s, np.zeros(nbins), [], stability)
+            report.checks = {"stability": {"passed": False, "message":
+                             f"the finite-n state is not stable at {bad}: a stationary comparison is "
+                             f"meaningless there; test smaller sizes, or the unstable regime with --unstable "
+                             f"(frequency and growth against the prediction)"}}
+            report.passed = False
+            report.timings = {"total": time.perf_counter() - t_start}
+            return report
+        for n in unstable_sizes:
+            res = oscillation_check(cm, n, stab[n]["state"], s.dt / 2, s.seeds)
+            checks_extra[f"oscillation n={n}"] = {"passed": res["passed"], "message": res["message"],
+                                                  **{k: v for k, v in res.items() if k not in ("passed", "message")}}
+            _progress(f"[verify {cm.name}] {res['message']}", progress)
+    sizes = tuple(n for n in s.sizes if n not in unstable_sizes)     # the stationary comparisons
+    if not sizes:
+        report = VerifyReport(cm.name, cm.populations, s, np.zeros(nbins), [], stability)
+        report.checks = checks_extra
+        report.passed = all(c["passed"] for c in checks_extra.values())
+        report.timings = {"total": time.perf_counter() - t_start}
+        return report
+
     # ---- predictions: balanced limit (and field), finite n per size
     tk = time.perf_counter()
     limit = _kinetic_window(pm, None, s)
@@ -215,27 +259,48 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
     if all(cm.module.LINEAR_ADDITIVE.values()):
         field_check = _field_window(pm, s, limit)
     # ---- particle runs, with an expected-time estimate from the first run's cost per neuron-step
-    runs = [(n, seed) for n in s.sizes for seed in range(1, s.seeds + 1)]
+    runs = [(n, seed) for n in sizes for seed in range(1, s.seeds + 1)]
     work = np.array([n for n, _ in runs], float)
     rate = None
     per_n = []
     done_work = 0.0
-    results = {n: [] for n in s.sizes}
+    results = {n: [] for n in sizes}
+    dt_used = {}
     for k, (n, seed) in enumerate(runs):
         t1 = time.perf_counter()
-        rec = max(2 * s.dt, (s.T - s.t0) / (s.nbatch * 40))
-        batches = {}
-        for factor in (1, 2):
-            res = simulate(cm, n, s.T, s.dt * factor, seed=seed, nbins=nbins if cm.pos_dim else None,
-                           record_every=rec, noise=CoupledNoise(seed, cm.populations, s.dt, factor))
-            sel = res.times >= s.t0 - 1e-12
-            for q in ("mean", "gbar", "lam"):
-                series = getattr(res, q)[sel]
-                bm = np.array([b.mean(axis=0) for b in np.array_split(series, s.nbatch)])
-                batches[q] = 2 * bm if factor == 1 else batches[q] - bm
-            if factor == 1:
-                final, positions, centres = res.final_states, res.positions, res.bin_centres
-                run_series = (res.times, res.lam) if seed == 1 else None
+        dt_n = dt_used.get(n, s.dt)
+        while True:
+            rec = max(4 * dt_n, (s.T - s.t0) / (s.nbatch * 40))
+            rec = round(rec / (2 * dt_n)) * 2 * dt_n
+            try:
+                batches, dtbias = {}, {}
+                for factor in (1, 2):
+                    # the guard refuses rather than refines, so that both runs keep the coupled paths
+                    res = simulate(cm, n, s.T, dt_n * factor, seed=seed, nbins=nbins if cm.pos_dim else None,
+                                   record_every=rec, noise=CoupledNoise(seed, cm.populations, dt_n, factor),
+                                   dt_guard="refuse")
+                    sel = res.times >= s.t0 - 1e-12
+                    for q in ("mean", "gbar", "lam"):
+                        series = getattr(res, q)[sel]
+                        bm = np.array([b.mean(axis=0) for b in np.array_split(series, s.nbatch)])
+                        batches[q] = 2 * bm if factor == 1 else batches[q] - bm
+                        dtbias[q] = bm if factor == 1 else dtbias[q] - bm      # m(dt) - m(2 dt) per batch
+                    if factor == 1:
+                        final, positions, centres = res.final_states, res.positions, res.bin_centres
+                        run_series = (res.times, res.lam) if seed == 1 else None
+                break
+            except StepTooCoarse as exc:
+                # the coarse run (2 dt) must resolve the fast modes too: halve dt for this size
+                new = dt_n / 2
+                while 2 * new > exc.dt_accurate * (1 if exc.dt == 2 * dt_n else 2):
+                    new /= 2
+                if s.T / new > 2e6:
+                    raise
+                _progress(f"[verify {cm.name}] n = {n}: dt = {dt_n:g} (and 2 dt) cannot resolve the fast modes "
+                          f"(largest accurate step {exc.dt_accurate:.3g} at t = {exc.t:.3g}); using dt = {new:g}",
+                          progress)
+                dt_n = new
+        dt_used[n] = dt_n
         el = time.perf_counter() - t1
         done_work += n
         rate = done_work / (time.perf_counter() - t_start - timings["kinetic_limit"])
@@ -243,10 +308,10 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
         _progress(f"[verify {cm.name}] run {k + 1}/{len(runs)}: n = {n}, seed {seed} (dt and 2 dt): {el:.1f} s "
                   f"(elapsed {time.perf_counter() - t_start:.0f} s, expected remaining ~{remaining:.0f} s "
                   f"+ kinetic solves)", progress)
-        results[n].append({"batches": batches, "final": final, "positions": positions,
+        results[n].append({"batches": batches, "bias": dtbias, "final": final, "positions": positions,
                            "bin_centres": centres, "series": run_series})
 
-    for n in s.sizes:
+    for n in sizes:
         tk = time.perf_counter()
         fin = _kinetic_window(pm, n, s)
         timings[f"kinetic_n{n}"] = time.perf_counter() - tk
@@ -254,15 +319,18 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
             for q, v in bias.items():
                 fin[q] = fin[q] + v
         runs_n = results[n]
-        entry = {"n": n, "seeds": s.seeds}
+        entry = {"n": n, "seeds": s.seeds, "dt": dt_used[n]}
         for q in ("mean", "gbar", "lam"):
             allb = np.concatenate([r["batches"][q] for r in runs_n])          # (S nbatch, P, bins)
             seed_means = np.array([r["batches"][q].mean(axis=0) for r in runs_n])
             est = allb.mean(axis=0)
             se = allb.std(axis=0, ddof=1) / math.sqrt(allb.shape[0])
+            allbias = np.concatenate([r["bias"][q] for r in runs_n])
             entry[q] = {"particles": est, "se": se, "seed_means": seed_means,
                         "finite_n": fin[q], "limit": limit[q],
-                        "err_finite_n": est - fin[q], "err_limit": est - limit[q]}
+                        "err_finite_n": est - fin[q], "err_limit": est - limit[q],
+                        "dt_bias": allbias.mean(axis=0),
+                        "dt_bias_se": allbias.std(axis=0, ddof=1) / math.sqrt(allbias.shape[0])}
         # Wasserstein-1 per population and bin, final states pooled over seeds
         w1 = np.zeros((P, nbins))
         w1_lim = np.zeros((P, nbins))
@@ -296,11 +364,14 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
     for nf in far:
         w = _kinetic_window(pm, nf, s, initial_layer=True)
         gaps.append(float(np.sqrt(np.mean((w["mean"] - limit["mean"]) ** 2))))
-    report = VerifyReport(cm.name, cm.populations, s, np.asarray(results[s.sizes[0]][0]["bin_centres"]), per_n,
-                          {"mean": limit["mean"], "gbar": limit["gbar"], "lam": limit["lam"],
-                           "asymptotic_gap": (far, gaps)})
+    report = VerifyReport(cm.name, cm.populations, s, np.asarray(results[sizes[0]][0]["bin_centres"]), per_n,
+                          stability, {"mean": limit["mean"], "gbar": limit["gbar"], "lam": limit["lam"],
+                                      "asymptotic_gap": (far, gaps)})
     report.plot_data = {"limit": limit}
     _checks(report, results, field_check)
+    if checks_extra:
+        report.checks.update(checks_extra)
+        report.passed = all(c["passed"] for c in report.checks.values())
     timings["total"] = time.perf_counter() - t_start
     report.timings = timings
     return report
@@ -354,6 +425,25 @@ def _checks(report: VerifyReport, results, field_check):
                 f"+- {w[5]:.4f}")
     checks["finite-n"] = {"passed": bool(ok), "message": msg, "max_z": abs(worst[0]), "critical": zcrit}
 
+    # the step's own bias: m(dt) - m(2 dt), the first-order Euler bias of the fine runs, which the
+    # Richardson extrapolation removes; it must stay within the statistical tolerance zcrit * se,
+    # else the step is too coarse for the extrapolation to be trusted
+    worst_b = (0.0, None)
+    for e in report.per_n:
+        for q in ("mean", "gbar", "lam"):
+            ratio = np.abs(e[q]["dt_bias"]) / np.where(e[q]["se"] > 0, zcrit * e[q]["se"], np.inf)
+            e[q]["dt_bias_ratio"] = ratio
+            k = np.unravel_index(np.argmax(ratio), ratio.shape)
+            if ratio[k] > worst_b[0]:
+                worst_b = (float(ratio[k]), (e["n"], q, report.populations[k[0]], int(k[1]),
+                                             float(e[q]["dt_bias"][k]), float(zcrit * e[q]["se"][k]), e["dt"]))
+    wb = worst_b[1]
+    msg = f"largest |m(dt) - m(2 dt)| / (critical z * se) = {worst_b[0]:.2f} (need <= 1)"
+    if wb:
+        msg += (f"; at n = {wb[0]} (dt = {wb[6]:g}), {wb[1]}, population {wb[2]}, bin {wb[3]}: bias {wb[4]:+.2e} "
+                f"against tolerance {wb[5]:.2e}")
+    checks["dt-bias"] = {"passed": worst_b[0] <= 1.0, "message": msg, "max_ratio": worst_b[0]}
+
     # limit error rate
     sizes = np.array([e["n"] for e in report.per_n], float)
     if len(sizes) >= 2:
@@ -401,6 +491,14 @@ def print_report(report: VerifyReport, file=None) -> None:
     cmname = report.model
     print(f"verification of {cmname}: sizes {list(report.settings.sizes)}, {report.settings.seeds} seeds, "
           f"window [{report.settings.t0:g}, {report.settings.T:g}], dt {report.settings.dt:g}", file=file)
+    for st in report.stability:
+        lead = st["leading"]
+        txt = ("not determined (" + st["note"] + ")" if st.get("note") else
+               ("no fast modes" if lead is None else f"leading {lead[0]:.4g}{lead[1]:+.4g}i") +
+               (": stable" if st["stable"] else ": UNSTABLE"))
+        print(f"stability at n = {st['n']}: eig(<f'> + sqrt(n) W D) on Range(W), {txt}", file=file)
+    for e in report.per_n:
+        print(f"n = {e['n']}: particle step dt = {e['dt']:g} (and 2 dt, Richardson-extrapolated)", file=file)
     mod_pops = report.populations
     print(f"{'n':>7} {'pop':>4} {'quantity':>8} {'particles':>11} {'+-se':>8} {'finite-n':>10} "
           f"{'z':>6} {'limit':>10} {'err(limit)':>11} {'W1(fin)':>8} {'W1(lim)':>8}", file=file)
@@ -439,6 +537,8 @@ def write_plots(report: VerifyReport, outdir) -> list:
     from pathlib import Path
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
+    if not report.per_n:            # no stationary comparison was made (unstable sizes only)
+        return []
     pops = report.populations
     big = report.per_n[-1]
     pdat = big["_plot"]

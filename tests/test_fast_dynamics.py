@@ -167,3 +167,16 @@ def test_finite_n_stationary_stability_uses_the_finite_n_spectrum(hopf):
     assert np.allclose(np.sort_complex(st.finite_n_eigenvalues), expect, atol=1e-6)
     with pytest.raises(ManifoldNotAttracting, match=r"n = 10000.*sqrt\(n\) W D"):
         solve_finite_n(hopf, 10_000)
+
+
+@pytest.mark.parametrize("coupling", ["fft", "dense"])
+def test_fft_and_dense_couplings_are_audited(coupling):
+    """The FFT and dense couplings run explicitly; their step is audited against the coarse-lattice
+    fast spectrum like the low-rank one: refused with the largest accurate dt, or refined."""
+    with pytest.raises(StepTooCoarse) as exc:
+        simulate("ring_ei", 2048, 0.02, 0.01, seed=1, coupling=coupling, dt_guard="refuse")
+    assert exc.value.dt_accurate < 0.01
+    r = simulate("ring_ei", 2048, 0.02, 0.01, seed=1, coupling=coupling)
+    assert r.coupling == coupling and r.coupling_step == "explicit"
+    assert r.dt <= exc.value.dt_accurate * 1.0001
+    assert r.step_audit["max_z"] <= r.step_audit["z_accurate"] * 1.5

@@ -14,7 +14,7 @@ SMALL = dict(sizes=(300, 1200), seeds=3, T=8.0, t0=3.0, dt=0.01)
 def test_verify_passes_on_ei_linear_at_small_sizes():
     rep = verify("ei_linear", VerifySettings(**SMALL), progress=None)
     assert rep.passed, rep.failure_lines()
-    assert set(rep.checks) == {"finite-n", "limit-rate", "field"}
+    assert set(rep.checks) == {"finite-n", "dt-bias", "limit-rate", "field"}
     # the finite-n equation is close; the balanced limit is far at these sizes
     e = rep.per_n[-1]["mean"]
     assert np.all(np.abs(e["err_finite_n"]) < 0.05)

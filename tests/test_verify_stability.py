@@ -1,0 +1,82 @@
+"""verify knows about stability and about its own step (issue 9, item 2).
+
+* Sizes at which the finite-n state is unstable (eigenvalues of <f'> + sqrt(n) W D, DESIGN.md §4b)
+  fail verify, naming the size and the eigenvalue, before any particle run.
+* With unstable=True (--unstable) those sizes are tested for the frequency and growth of the unstable
+  mode instead (point Hopf model and the ring model ring_unstable).
+* The step's own bias m(dt) - m(2 dt) is reported per quantity and fails verify when it exceeds
+  the statistical tolerance: an intrinsically fast model (f = -8x) at dt = 0.1 fails, at a fine dt
+  it passes.
+"""
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from derive import Model, Phi, Point, Population
+from derive.codegen import compile_module
+from solvers.compiled import CompiledModel
+from solvers.verify import VerifySettings, verify
+from test_fast_dynamics import hopf_model
+
+
+@pytest.fixture(scope="module")
+def hopf():
+    return hopf_model(-1.3)
+
+
+def test_unstable_size_fails_naming_size_and_eigenvalue(hopf):
+    rep = verify(hopf, VerifySettings(sizes=(400, 1600, 10_000)), progress=False)
+    assert not rep.passed and not rep.per_n                      # no stationary comparison was made
+    msg = rep.checks["stability"]["message"]
+    assert "n = 10000" in msg and "0.6827" in msg and "n = 400 " not in msg
+    stab = {e["n"]: e for e in rep.stability}
+    assert stab[400]["stable"] and stab[1600]["stable"] and not stab[10_000]["stable"]
+    # the finite-n rate is -1 + sqrt(n) mu: stable at small n, unstable at large n
+    assert stab[400]["leading"][0] < 0 < stab[10_000]["leading"][0]
+
+
+def test_unstable_regime_point_model(hopf):
+    rep = verify(hopf, VerifySettings(sizes=(10_000,), unstable=True, seeds=4), progress=False)
+    c = rep.checks["oscillation n=10000"]
+    assert rep.passed, c["message"]
+    assert abs(c["frequency"] / c["predicted"][1] - 1) < 0.05
+
+
+def test_unstable_regime_ring_model():
+    rep = verify("ring_unstable", VerifySettings(sizes=(6400,), unstable=True, seeds=3), progress=False)
+    c = rep.checks["oscillation n=6400"]
+    assert rep.passed, c["message"]
+    assert abs(c["rate"] - c["predicted"][0]) < 0.1 * c["predicted"][0]
+
+
+def _fast_ou(k=8.0):
+    x = sp.Symbol("x")
+    pops = [Population(p, drift=-k * x, diffusion=math.sqrt(2 * k), gain=Phi(x), drive=h, fraction=1)
+            for p, h in (("E", 0.1), ("I", 0.06))]
+    return CompiledModel(compile_module(Model(
+        name="fast_ou", state=[x], space=Point(), populations=pops,
+        kernel={("E", "E"): 1.0, ("E", "I"): -2.0, ("I", "E"): 1.0, ("I", "I"): -1.8}, parameters={})))
+
+
+def test_dt_bias_check_fails_a_coarse_step_and_passes_a_fine_one():
+    cm = _fast_ou()
+    coarse = verify(cm, VerifySettings(sizes=(1000, 2000), seeds=3, T=6, t0=2, dt=0.1), progress=False)
+    c = coarse.checks["dt-bias"]
+    assert not c["passed"] and not coarse.passed and c["max_ratio"] > 1
+    assert "dt = " in c["message"] and "n = " in c["message"]
+    for e in coarse.per_n:                                   # reported per quantity
+        assert {"dt_bias", "dt_bias_se", "dt_bias_ratio"} <= set(e["gbar"])
+    fine = verify(cm, VerifySettings(sizes=(1000, 2000), seeds=3, T=6, t0=2, dt=0.005), progress=False)
+    assert fine.checks["dt-bias"]["passed"], fine.checks["dt-bias"]["message"]
+
+
+def test_cli_verify_unstable_flag(capsys):
+    from derive.cli import main
+    assert main(["verify", "ring_unstable", "--sizes", "400", "--seeds", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "FAIL stability" in err and "n = 400" in err
+    assert main(["verify", "ring_unstable", "--sizes", "6400", "--seeds", "3", "--unstable"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS oscillation n=6400" in out

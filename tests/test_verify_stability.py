@@ -10,7 +10,6 @@
 """
 import math
 
-import numpy as np
 import pytest
 import sympy as sp
 

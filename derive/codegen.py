@@ -18,9 +18,13 @@ from . import balance
 from .derivation import Derivation, derive
 from .dsl import t
 from .hashing import GENERATOR_VERSION, file_hash, generator_hash, model_hash
-from .printer import pycode
+from .printer import pycode, safe_form
 
 GAUSS_HERMITE_NODES = 60
+
+#: Printed calls whose results may underflow; a function using one runs under
+#: numpy.errstate(under="ignore"): a value rounded to 0 (exp(-1000)) is exact, not an error.
+UNDERFLOW_PRONE = ("numpy.exp(", "numpy.logaddexp(", "scipy.special.")
 
 
 def _flatten(obj):
@@ -80,7 +84,8 @@ class ModuleWriter:
         flat = [sp.sympify(e) for e in _flatten(outputs)]
         used_names = {s.name for e in flat for s in e.free_symbols}
         self.uses[name] = tuple(a for a in args if a in used_names)
-        subs, reduced = sp.cse(flat, symbols=sp.numbered_symbols("_c"), order="canonical")
+        safe = [safe_form(e, self.model.state) for e in flat]   # logaddexp, expit, log_ndtr
+        subs, reduced = sp.cse(safe, symbols=sp.numbered_symbols("_c"), order="canonical")
         lines = []
         for sym, expr in subs:
             lines.append(f"{sym} = {self._code(expr, name)}")
@@ -101,6 +106,8 @@ class ModuleWriter:
             result = f"numpy.array({result}, dtype=float)"
         lines.append(f"return {result}")
         body = "\n".join(lines)
+        if any(marker in body for marker in UNDERFLOW_PRONE):
+            body = 'with numpy.errstate(under="ignore"):\n' + textwrap.indent(body, "    ")
         sig = self._signature(args)
         head = f"def {name}({sig}):"
         if len(head) > 100:

@@ -34,6 +34,12 @@ class StationaryDensity:
 
 
 def _integrate(expr, x):
+    """Antiderivative in x, or None.  Integrands with a function of x inside another function
+    (log Phi, log(1 + e^x)) have no antiderivative NumPy could print (at best polylogs) and keep
+    SymPy busy for minutes: None at once (the solver integrates by quadrature)."""
+    inner = {f for f in expr.atoms(sp.Function) if f.has(x)}
+    if any(g is not f and f.has(g) for f in inner for g in inner):
+        return None
     res = sp.integrate(sp.expand(expr), x)
     if res.has(sp.Integral):
         return None

@@ -13,7 +13,7 @@ Model 'ei_linear': state ['x'], space Point(), noise ito, synaptic input into x
 """
 # balkin model hash (canonical form): d14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0
 # balkin model source hash (sha256): 8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2
-# balkin generator version 1, hash d83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50
+# balkin generator version 1, hash b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_linear.py'
 MODEL_HASH = 'd14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0'
 MODEL_SOURCE_HASH = '8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'd83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50'
+GENERATOR_HASH = 'b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)
@@ -147,20 +147,23 @@ def fp_diffusion_E(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_
 
 def gain_E(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """Gain g_E: the activity of one neuron."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_E(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """dg_E/dx: its population mean is D_E in the multiplier equation."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
 
 
 def gain_generator_E(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """L g_E = (f + u e) . grad g + 1/2 tr(sigma sigma^T Hess g)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to(-3/4*numpy.sqrt(2)*x*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        return numpy.broadcast_to(-3/4*numpy.sqrt(2)*x*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
 
 
 def input_E(t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
@@ -248,7 +251,8 @@ def field_cov_rhs_E(C_x_x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.
 
 def field_gain_E(mean, var, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """G_E(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
-    return scipy.special.ndtr(mean/numpy.sqrt(var + 1))
+    with numpy.errstate(under="ignore"):
+        return scipy.special.ndtr(mean/numpy.sqrt(var + 1))
 
 
 def drift_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
@@ -285,20 +289,23 @@ def fp_diffusion_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_
 
 def gain_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """Gain g_I: the activity of one neuron."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """dg_I/dx: its population mean is D_I in the multiplier equation."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
 
 
 def gain_generator_I(x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """L g_I = (f + u e) . grad g + 1/2 tr(sigma sigma^T Hess g)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to(-3/4*numpy.sqrt(2)*x*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        return numpy.broadcast_to(-3/4*numpy.sqrt(2)*x*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
 
 
 def input_I(t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
@@ -386,7 +393,8 @@ def field_cov_rhs_I(C_x_x, t, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.
 
 def field_gain_I(mean, var, *, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):
     """G_I(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
-    return scipy.special.ndtr(mean/numpy.sqrt(var + 1))
+    with numpy.errstate(under="ignore"):
+        return scipy.special.ndtr(mean/numpy.sqrt(var + 1))
 
 
 def kernel_E_E(*, h_E=0.1, h_I=0.06, w_EE=1.0, w_EI=-2.0, w_IE=1.0, w_II=-1.8):

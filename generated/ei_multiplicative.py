@@ -13,15 +13,27 @@ Model 'ei_multiplicative': state ['x'], space Point(), noise ito, synaptic input
 """
 # balkin model hash (canonical form): 54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201
 # balkin model source hash (sha256): 650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2
-# balkin generator version 1, hash d83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50
+# balkin generator version 1, hash b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9
 import numpy
+
+
+class _LazySpecial:
+    """scipy.special, imported on first use so that importing this module stays fast."""
+
+    def __getattr__(self, name):
+        import scipy.special
+        return getattr(scipy.special, name)
+
+
+class scipy:  # noqa: N801 - stands in for the scipy package in the code below
+    special = _LazySpecial()
 
 MODEL_NAME = 'ei_multiplicative'
 MODEL_PATH = 'models/ei_multiplicative.py'
 MODEL_HASH = '54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201'
 MODEL_SOURCE_HASH = '650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'd83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50'
+GENERATOR_HASH = 'b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)
@@ -162,8 +174,9 @@ def fp_diffusion_E(
 
 def gain_E(x, t, *, J_EE=1.0, J_EI=2.0, J_IE=1.5, J_II=2.5, beta=2.0, h_E=0.45, h_I=0.5, s=0.8):
     """Gain g_E: the activity of one neuron."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to((1 + numpy.exp(-beta*x))**(-1.0), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        return numpy.broadcast_to(scipy.special.expit(beta*x), _shape)
 
 
 def gain_slope_E(
@@ -179,9 +192,10 @@ def gain_slope_E(
         h_I=0.5,
         s=0.8):
     """dg_E/dx: its population mean is D_E in the multiplier equation."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    _c0 = numpy.exp(-beta*x)
-    return numpy.broadcast_to(_c0*beta/(_c0 + 1)**2, _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        _c0 = beta*x
+        return numpy.broadcast_to(beta*scipy.special.expit(-_c0)*scipy.special.expit(_c0), _shape)
 
 
 def gain_generator_E(
@@ -197,17 +211,16 @@ def gain_generator_E(
         h_I=0.5,
         s=0.8):
     """L g_E = (f + u e) . grad g + 1/2 tr(sigma sigma^T Hess g)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    _c0 = beta*x
-    _c1 = numpy.exp(_c0)
-    _c2 = numpy.exp(-_c0)
-    _c3 = (_c1 + _c2 + 2)**(-1.0)
-    _c4 = 2*_c2
-    _c5 = beta**2*s**2
-    _c6 = _c5/(2*_c1 + _c4 + 4)
-    _c7 = x**2
-    _c8 = 2*_c5/(6*_c1 + _c4 + 2*numpy.exp(2*_c0) + 6)
-    return numpy.broadcast_to(_c0*_c3 - _c3*beta*x**3 - _c6*_c7 - _c6 + _c7*_c8 + _c8, _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        _c0 = beta*x
+        _c1 = -_c0
+        _c2 = scipy.special.expit(_c1)
+        _c3 = scipy.special.expit(_c0)
+        _c4 = beta*x**3
+        _c5 = (1/2)*beta**2*s**2
+        _c6 = _c5*x**2 + _c5
+        return numpy.broadcast_to(_c2**2*_c3*(_c0 - _c4 + _c6) + _c2*_c3**2*(-_c1 - _c4 - _c6), _shape)
 
 
 def input_E(t, *, J_EE=1.0, J_EI=2.0, J_IE=1.5, J_II=2.5, beta=2.0, h_E=0.45, h_I=0.5, s=0.8):
@@ -308,7 +321,8 @@ def stationary_log_density_E(
 
 def _gain_only_E(x, *, J_EE=1.0, J_EI=2.0, J_IE=1.5, J_II=2.5, beta=2.0, h_E=0.45, h_I=0.5, s=0.8):
     """The gain as a function of its one state component."""
-    return (1 + numpy.exp(-beta*x))**(-1.0)
+    with numpy.errstate(under="ignore"):
+        return scipy.special.expit(beta*x)
 
 
 def field_gain_E(mean, var, **params):
@@ -387,8 +401,9 @@ def fp_diffusion_I(
 
 def gain_I(x, t, *, J_EE=1.0, J_EI=2.0, J_IE=1.5, J_II=2.5, beta=2.0, h_E=0.45, h_I=0.5, s=0.8):
     """Gain g_I: the activity of one neuron."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    return numpy.broadcast_to((1 + numpy.exp(-beta*x))**(-1.0), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        return numpy.broadcast_to(scipy.special.expit(beta*x), _shape)
 
 
 def gain_slope_I(
@@ -404,9 +419,10 @@ def gain_slope_I(
         h_I=0.5,
         s=0.8):
     """dg_I/dx: its population mean is D_I in the multiplier equation."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    _c0 = numpy.exp(-beta*x)
-    return numpy.broadcast_to(_c0*beta/(_c0 + 1)**2, _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        _c0 = beta*x
+        return numpy.broadcast_to(beta*scipy.special.expit(-_c0)*scipy.special.expit(_c0), _shape)
 
 
 def gain_generator_I(
@@ -422,17 +438,16 @@ def gain_generator_I(
         h_I=0.5,
         s=0.8):
     """L g_I = (f + u e) . grad g + 1/2 tr(sigma sigma^T Hess g)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
-    _c0 = beta*x
-    _c1 = numpy.exp(_c0)
-    _c2 = numpy.exp(-_c0)
-    _c3 = (_c1 + _c2 + 2)**(-1.0)
-    _c4 = 2*_c2
-    _c5 = beta**2*s**2
-    _c6 = _c5/(2*_c1 + _c4 + 4)
-    _c7 = x**2
-    _c8 = 2*_c5/(6*_c1 + _c4 + 2*numpy.exp(2*_c0) + 6)
-    return numpy.broadcast_to(_c0*_c3 - _c3*beta*x**3 - _c6*_c7 - _c6 + _c7*_c8 + _c8, _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(t))
+        _c0 = beta*x
+        _c1 = -_c0
+        _c2 = scipy.special.expit(_c1)
+        _c3 = scipy.special.expit(_c0)
+        _c4 = beta*x**3
+        _c5 = (1/2)*beta**2*s**2
+        _c6 = _c5*x**2 + _c5
+        return numpy.broadcast_to(_c2**2*_c3*(_c0 - _c4 + _c6) + _c2*_c3**2*(-_c1 - _c4 - _c6), _shape)
 
 
 def input_I(t, *, J_EE=1.0, J_EI=2.0, J_IE=1.5, J_II=2.5, beta=2.0, h_E=0.45, h_I=0.5, s=0.8):
@@ -533,7 +548,8 @@ def stationary_log_density_I(
 
 def _gain_only_I(x, *, J_EE=1.0, J_EI=2.0, J_IE=1.5, J_II=2.5, beta=2.0, h_E=0.45, h_I=0.5, s=0.8):
     """The gain as a function of its one state component."""
-    return (1 + numpy.exp(-beta*x))**(-1.0)
+    with numpy.errstate(under="ignore"):
+        return scipy.special.expit(beta*x)
 
 
 def field_gain_I(mean, var, **params):

@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash d83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50
+# balkin generator version 1, hash b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'd83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50'
+GENERATOR_HASH = 'b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -231,8 +231,9 @@ def gain_E(
         eps_I=0.9,
         s=1.0):
     """Gain g_E: the activity of one neuron."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_E(
@@ -251,8 +252,9 @@ def gain_slope_E(
         eps_I=0.9,
         s=1.0):
     """dg_E/dx: its population mean is D_E in the multiplier equation."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
 
 
 def gain_generator_E(
@@ -271,9 +273,10 @@ def gain_generator_E(
         eps_I=0.9,
         s=1.0):
     """L g_E = (f + u e) . grad g + 1/2 tr(sigma sigma^T Hess g)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    _c0 = numpy.sqrt(2)*x*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi)
-    return numpy.broadcast_to(-1/4*_c0*s**2 - 1/2*_c0, _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        _c0 = numpy.sqrt(2)*x*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi)
+        return numpy.broadcast_to(-1/4*_c0*s**2 - 1/2*_c0, _shape)
 
 
 def input_E(
@@ -532,8 +535,9 @@ def field_gain_E(
         eps_I=0.9,
         s=1.0):
     """G_E(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
-    return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
+        return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
 
 
 def drift_I(
@@ -654,8 +658,9 @@ def gain_I(
         eps_I=0.9,
         s=1.0):
     """Gain g_I: the activity of one neuron."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_I(
@@ -674,8 +679,9 @@ def gain_slope_I(
         eps_I=0.9,
         s=1.0):
     """dg_I/dx: its population mean is D_I in the multiplier equation."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
 
 
 def gain_generator_I(
@@ -694,9 +700,10 @@ def gain_generator_I(
         eps_I=0.9,
         s=1.0):
     """L g_I = (f + u e) . grad g + 1/2 tr(sigma sigma^T Hess g)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    _c0 = numpy.sqrt(2)*x*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi)
-    return numpy.broadcast_to(-1/4*_c0*s**2 - 1/2*_c0, _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        _c0 = numpy.sqrt(2)*x*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi)
+        return numpy.broadcast_to(-1/4*_c0*s**2 - 1/2*_c0, _shape)
 
 
 def input_I(
@@ -955,8 +962,9 @@ def field_gain_I(
         eps_I=0.9,
         s=1.0):
     """G_I(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
-    return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
+        return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
 
 
 def kernel_E_E(

@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash d83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50
+# balkin generator version 1, hash b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'd83e28cf74a2f9eed0370be363477e7bfc701e72f29039e993cc581212aa5b50'
+GENERATOR_HASH = 'b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -228,8 +228,9 @@ def gain_E(
         eps_I=0.8,
         s=1.0):
     """Gain g_E: the activity of one neuron."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_E(
@@ -249,8 +250,9 @@ def gain_slope_E(
         eps_I=0.8,
         s=1.0):
     """dg_E/dx: its population mean is D_E in the multiplier equation."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
 
 
 def gain_generator_E(
@@ -270,12 +272,13 @@ def gain_generator_E(
         eps_I=0.8,
         s=1.0):
     """L g_E = (f + u e) . grad g + 1/2 tr(sigma sigma^T Hess g)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    _c0 = numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi)
-    _c1 = (1/2)*_c0
-    _c2 = x**3
-    _c3 = (1/4)*_c0*s**2
-    return numpy.broadcast_to(-_c1*_c2*c - _c1*x - _c2*_c3 - _c3*x, _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        _c0 = numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi)
+        _c1 = (1/2)*_c0
+        _c2 = x**3
+        _c3 = (1/4)*_c0*s**2
+        return numpy.broadcast_to(-_c1*_c2*c - _c1*x - _c2*_c3 - _c3*x, _shape)
 
 
 def input_E(
@@ -449,8 +452,9 @@ def field_gain_E(
         eps_I=0.8,
         s=1.0):
     """G_E(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
-    return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
+        return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
 
 
 def drift_I(
@@ -578,8 +582,9 @@ def gain_I(
         eps_I=0.8,
         s=1.0):
     """Gain g_I: the activity of one neuron."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        return numpy.broadcast_to(scipy.special.ndtr(x), _shape)
 
 
 def gain_slope_I(
@@ -599,8 +604,9 @@ def gain_slope_I(
         eps_I=0.8,
         s=1.0):
     """dg_I/dx: its population mean is D_I in the multiplier equation."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        return numpy.broadcast_to((1/2)*numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi), _shape)
 
 
 def gain_generator_I(
@@ -620,12 +626,13 @@ def gain_generator_I(
         eps_I=0.8,
         s=1.0):
     """L g_I = (f + u e) . grad g + 1/2 tr(sigma sigma^T Hess g)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    _c0 = numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi)
-    _c1 = (1/2)*_c0
-    _c2 = x**3
-    _c3 = (1/4)*_c0*s**2
-    return numpy.broadcast_to(-_c1*_c2*c - _c1*x - _c2*_c3 - _c3*x, _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
+        _c0 = numpy.sqrt(2)*numpy.exp(-1/2*x**2)/numpy.sqrt(numpy.pi)
+        _c1 = (1/2)*_c0
+        _c2 = x**3
+        _c3 = (1/4)*_c0*s**2
+        return numpy.broadcast_to(-_c1*_c2*c - _c1*x - _c2*_c3 - _c3*x, _shape)
 
 
 def input_I(
@@ -799,8 +806,9 @@ def field_gain_I(
         eps_I=0.8,
         s=1.0):
     """G_I(mean, var) = E[g(mean + sqrt(var) Z)], closed form (mean, var of component x)."""
-    _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
-    return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
+    with numpy.errstate(under="ignore"):
+        _shape = numpy.broadcast_shapes(numpy.shape(mean), numpy.shape(var), numpy.shape(theta))
+        return numpy.broadcast_to(scipy.special.ndtr(mean/numpy.sqrt(var + 1)), _shape)
 
 
 def kernel_E_E(

@@ -172,6 +172,9 @@ class CoupledNoise:
         self.seed, self.pops, self.fine_dt, self.factor = int(seed), list(populations), fine_dt, factor
 
     def __call__(self, step, pop, dt, out):
+        if abs(dt - self.factor * self.fine_dt) > 1e-12 * dt:
+            raise ValueError(f"CoupledNoise for steps of {self.factor} x {self.fine_dt:g} was asked for a step "
+                             f"of {dt:g} (did the step guard refine dt? use dt_guard='refuse' with coupled noise)")
         ia = self.pops.index(pop)
         out[...] = 0.0
         buf = np.empty_like(out)

@@ -9,6 +9,7 @@ model's source file and the generator's version and hash; regeneration is byte-i
 """
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -147,6 +148,10 @@ def function_specs(model, derivation: Derivation | None = None) -> list[tuple]:
 
 def _write(model, model_path, derivation, recorded_path):
     d = derivation or derive(model)
+    for pd in d.populations.values():
+        if pd.stationary_skipped:   # one line on stderr (logging's last-resort handler), no traceback
+            logging.getLogger("balkin").warning("balkin: model %r: %s; the generated module records "
+                                                "it in STATIONARY_SKIPPED", model.name, pd.stationary_skipped)
     w = ModuleWriter(model)
     x = _names(model.state)
     pos = _names(model.space.theta)
@@ -324,6 +329,9 @@ def _assemble(model, d, w, model_path, recorded_path):
         f"MILSTEIN = {dict((n, pd.milstein is not None) for n, pd in pops.items())!r}",
         f"STATIONARY_CLOSED_FORM = "
         f"{dict((n, bool(pd.stationary and pd.stationary.closed_form)) for n, pd in pops.items())!r}",
+        f"DETERMINISTIC = {dict((n, pd.deterministic) for n, pd in pops.items())!r}",
+        f"STATIONARY_SKIPPED = "
+        f"{dict((n, pd.stationary_skipped) for n, pd in pops.items() if pd.stationary_skipped)!r}",
         f"FIELD_GAIN_CLOSED_FORM = "
         f"{dict((p.name, bool(w.gain_closed_form.get(p.name, False))) for p in model.populations)!r}",
         f"KERNEL_PAIRS = {tuple(sorted(model.kernel))!r}",

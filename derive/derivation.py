@@ -26,6 +26,8 @@ class PopulationDerivation:
     field: field_mod.FieldSystem | None
     mean_rhs: sp.Matrix
     fluctuation_drift: sp.Matrix
+    deterministic: bool = False    # diffusion identically zero
+    stationary_skipped: str = ""   # why the stationary density was not derived ('' if it was)
 
 
 @dataclass
@@ -62,7 +64,9 @@ def derive(model) -> Derivation:
             milstein=mil, milstein_refusal=refusal,
             stationary=stationary.stationary_density(model, pop),
             linear_additive=lin, linear_reason=why, field=fs,
-            mean_rhs=mean_rhs, fluctuation_drift=fluct)
+            mean_rhs=mean_rhs, fluctuation_drift=fluct,
+            deterministic=stationary.is_deterministic(pop),
+            stationary_skipped=stationary.skip_reason(model, pop))
     ks = kernels.kernel_structure(model)
     bal, blocks = None, []
     if ks.separable:
@@ -95,6 +99,9 @@ def equations(d: Derivation):
             out.append((f"[{name}] Milstein: refused", sp.Symbol("noncommutative")))
         out.append((f"[{name}] mean equation d_t mbar =", pd.mean_rhs))
         out.append((f"[{name}] fluctuation drift", pd.fluctuation_drift))
+        if pd.stationary_skipped:
+            out.append((f"[{name}] stationary density: skipped ({pd.stationary_skipped})",
+                        sp.Symbol("none")))
         if pd.stationary is not None:
             st = pd.stationary
             if st.closed_form:

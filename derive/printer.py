@@ -272,6 +272,12 @@ class BalkinPrinter(SciPyPrinter):
     def _print_logaddexp(self, expr):
         return f"numpy.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
+    def _print_ComplexInfinity(self, expr):
+        return "numpy.nan"   # 1/0 (e.g. 1/sigma^2 where sigma vanishes): undefined there
+
+    def _print_NaN(self, expr):
+        return "numpy.nan"
+
     def _print_Pi(self, expr):
         return "numpy.pi"
 

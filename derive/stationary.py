@@ -46,9 +46,30 @@ def _integrate(expr, x):
     return sp.simplify(res) if sp.count_ops(res) < 60 else res
 
 
+def is_deterministic(pop) -> bool:
+    """True when the diffusion of ``pop`` is identically zero (deterministic neurons)."""
+    return all(sp.simplify(e) == 0 for e in pop.diffusion)
+
+
+def skip_reason(model, pop) -> str:
+    """Why the stationary density of ``pop`` is not derived ('' when it is, or when m != 1)."""
+    if model.m == 1 and is_deterministic(pop):
+        return (f"population {pop.name} is deterministic (diffusion = 0): the stationary density "
+                "exp(int 2 (f + u + lambda) / sigma^2) / sigma^2 does not exist (it concentrates on "
+                "the fixed points of the drift), so its closed forms are skipped")
+    return ""
+
+
+def _undefined(expr) -> bool:
+    return expr is None or expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo)
+
+
 def stationary_density(model, pop) -> StationaryDensity | None:
-    """Derive the stationary density of ``pop`` for fixed lambda; None when m != 1."""
-    if model.m != 1:
+    """Derive the stationary density of ``pop`` for fixed lambda; None when m != 1 or when the
+    population is deterministic (see ``skip_reason``).  Where sigma vanishes on part of the line
+    the integrands hold zoo there (printed as nan: the density does not exist there) and a
+    potential with zoo is not a closed form (the solver integrates where it is finite)."""
+    if model.m != 1 or skip_reason(model, pop):
         return None
     x = model.state[0]
     s2 = sp.expand(sum(pop.diffusion[0, k] ** 2 for k in range(pop.diffusion.shape[1])))
@@ -57,5 +78,8 @@ def stationary_density(model, pop) -> StationaryDensity | None:
     i0 = sp.cancel(2 * (f + pop.input) / s2)
     i1 = sp.cancel(2 / s2)
     U0, U1 = _integrate(i0, x), _integrate(i1, x)
+    if _undefined(U0) or _undefined(U1):
+        U0 = U1 = None
     closed = U0 is not None and U1 is not None
-    return StationaryDensity(closed, i0, i1, U0, U1, sp.expand_log(sp.log(s2), force=True), lam)
+    # not force=True: log(x**2) is not 2 log(x) for x < 0 (sigma = x, or a negative parameter)
+    return StationaryDensity(closed, i0, i1, U0, U1, sp.expand_log(sp.log(s2)), lam)

@@ -13,7 +13,7 @@ Model 'ei_linear': state ['x'], space Point(), noise ito, synaptic input into x
 """
 # balkin model hash (canonical form): d14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0
 # balkin model source hash (sha256): 8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2
-# balkin generator version 1, hash b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9
+# balkin generator version 1, hash 0524d8356b73c1985fa81d80a933769bff2a45fe8335c7576753dd68729d11f2
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_linear.py'
 MODEL_HASH = 'd14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0'
 MODEL_SOURCE_HASH = '8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9'
+GENERATOR_HASH = '0524d8356b73c1985fa81d80a933769bff2a45fe8335c7576753dd68729d11f2'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)
@@ -47,6 +47,8 @@ PARAMETERS = {'h_E': 0.1, 'h_I': 0.06, 'w_EE': 1.0, 'w_EI': -2.0, 'w_IE': 1.0, '
 LINEAR_ADDITIVE = {'E': True, 'I': True}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
+DETERMINISTIC = {'E': False, 'I': False}
+STATIONARY_SKIPPED = {}
 FIELD_GAIN_CLOSED_FORM = {'E': True, 'I': True}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True

@@ -13,7 +13,7 @@ Model 'ei_multiplicative': state ['x'], space Point(), noise ito, synaptic input
 """
 # balkin model hash (canonical form): 54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201
 # balkin model source hash (sha256): 650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2
-# balkin generator version 1, hash b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9
+# balkin generator version 1, hash 0524d8356b73c1985fa81d80a933769bff2a45fe8335c7576753dd68729d11f2
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_multiplicative.py'
 MODEL_HASH = '54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201'
 MODEL_SOURCE_HASH = '650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9'
+GENERATOR_HASH = '0524d8356b73c1985fa81d80a933769bff2a45fe8335c7576753dd68729d11f2'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)
@@ -47,6 +47,8 @@ PARAMETERS = {'J_EE': 1.0, 'J_EI': 2.0, 'J_IE': 1.5, 'J_II': 2.5, 'beta': 2.0, '
 LINEAR_ADDITIVE = {'E': False, 'I': False}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
+DETERMINISTIC = {'E': False, 'I': False}
+STATIONARY_SKIPPED = {}
 FIELD_GAIN_CLOSED_FORM = {'E': False, 'I': False}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True

@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9
+# balkin generator version 1, hash 0524d8356b73c1985fa81d80a933769bff2a45fe8335c7576753dd68729d11f2
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9'
+GENERATOR_HASH = '0524d8356b73c1985fa81d80a933769bff2a45fe8335c7576753dd68729d11f2'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -47,6 +47,8 @@ PARAMETERS = {'H_E': 0.45, 'H_I': 0.5, 'J_EE': 1.0, 'J_EI': 2.0, 'J_IE': 1.5, 'J
 LINEAR_ADDITIVE = {'E': False, 'I': False}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
+DETERMINISTIC = {'E': False, 'I': False}
+STATIONARY_SKIPPED = {}
 FIELD_GAIN_CLOSED_FORM = {'E': True, 'I': True}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True

@@ -13,7 +13,7 @@ Model 'ring_unstable': state ['x'], space Ring(theta, phi), noise ito, synaptic 
 """
 # balkin model hash (canonical form): 172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a
 # balkin model source hash (sha256): 39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8
-# balkin generator version 1, hash b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9
+# balkin generator version 1, hash 0524d8356b73c1985fa81d80a933769bff2a45fe8335c7576753dd68729d11f2
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_unstable.py'
 MODEL_HASH = '172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a'
 MODEL_SOURCE_HASH = '39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'b531bce3419759c5c392b2aebfae546d7ec6b54b53a86bf9664bfd86cc538fd9'
+GENERATOR_HASH = '0524d8356b73c1985fa81d80a933769bff2a45fe8335c7576753dd68729d11f2'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -47,6 +47,8 @@ PARAMETERS = {'H_E': 1.0, 'H_I': 0.4, 'J_EE': 2.0, 'J_EI': 4.0, 'J_IE': 4.0, 'J_
 LINEAR_ADDITIVE = {'E': True, 'I': True}
 MILSTEIN = {'E': True, 'I': True}
 STATIONARY_CLOSED_FORM = {'E': True, 'I': True}
+DETERMINISTIC = {'E': False, 'I': False}
+STATIONARY_SKIPPED = {}
 FIELD_GAIN_CLOSED_FORM = {'E': True, 'I': True}
 KERNEL_PAIRS = (('E', 'E'), ('E', 'I'), ('I', 'E'), ('I', 'I'))
 KERNEL_SEPARABLE = True
@@ -374,7 +376,7 @@ def log_sigma2_E(
         s=1.0):
     """log sigma^2 (stationary density factor)."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to(2*numpy.log(s), _shape)
+    return numpy.broadcast_to(numpy.log(s**2), _shape)
 
 
 def potential_E(
@@ -417,8 +419,9 @@ def stationary_log_density_E(
     """Unnormalised log stationary density for fixed multiplier lam:
         log p = U0 + lam U1 - log sigma^2."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t), numpy.shape(lam))
-    _c0 = s**(-2.0)
-    return numpy.broadcast_to(2*_c0*lam*x - _c0*x**2 - 2*numpy.log(s), _shape)
+    _c0 = s**2
+    _c1 = _c0**(-1.0)
+    return numpy.broadcast_to(2*_c1*lam*x - _c1*x**2 - numpy.log(_c0), _shape)
 
 
 def field_A_E(
@@ -801,7 +804,7 @@ def log_sigma2_I(
         s=1.0):
     """log sigma^2 (stationary density factor)."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t))
-    return numpy.broadcast_to(2*numpy.log(s), _shape)
+    return numpy.broadcast_to(numpy.log(s**2), _shape)
 
 
 def potential_I(
@@ -844,8 +847,9 @@ def stationary_log_density_I(
     """Unnormalised log stationary density for fixed multiplier lam:
         log p = U0 + lam U1 - log sigma^2."""
     _shape = numpy.broadcast_shapes(numpy.shape(x), numpy.shape(theta), numpy.shape(t), numpy.shape(lam))
-    _c0 = s**(-2.0)
-    return numpy.broadcast_to(2*_c0*lam*x - _c0*x**2 - 2*numpy.log(s), _shape)
+    _c0 = s**2
+    _c1 = _c0**(-1.0)
+    return numpy.broadcast_to(2*_c1*lam*x - _c1*x**2 - numpy.log(_c0), _shape)
 
 
 def field_A_I(

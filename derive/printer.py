@@ -7,6 +7,7 @@ when printed literally (tested at |x| up to 1000 in tests/test_safe_printing.py)
     z^j / prod (a z + b)^k                     -> products of expit(+-(u + log(a/b)))  (logistic, its slopes)
     log(a (1 +- erf(v)))                       -> log(2 a) + log_ndtr(+-sqrt(2) v)
     exp(-s^2/2) / ndtr(s)                      -> 2 / erfcx(-s/sqrt 2)   (Mills ratios; else with log_ndtr)
+    Piecewise branch with exp of the state     -> the state clamped into the branch's bounds
 
 with a, b, c positive; exp(u) with u depending on the state.  What cannot be matched is printed as is.
 """
@@ -75,6 +76,8 @@ class _SafeRewriter:
     def walk(self, e):
         if e.is_Atom or not e.args:
             return e
+        if isinstance(e, sp.Piecewise):
+            return self._piecewise(e)
         if isinstance(e, sp.log):
             r = self._log(e.args[0])
             if r is not None:
@@ -92,6 +95,44 @@ class _SafeRewriter:
                 return r + sp.Add(*[self.walk(a) for a in e.args if a not in ex])
         args = [self.walk(a) for a in e.args]
         return e.func(*args) if args != list(e.args) else e
+
+    def _piecewise(self, e):
+        """numpy.select evaluates every branch everywhere: in a branch holding exp of the state,
+        clamp each state symbol s into the bounds its branch's conditions put on it (s < a,
+        s >= b, and the negations of the earlier conditions): equal where the branch is selected,
+        and no overflow where it is not (Piecewise((exp(x), x < 0), (1 + x, True)) at x = 1000)."""
+        pairs, earlier = [], []
+        for expr, cond in e.args:
+            if self._state_exps(expr):
+                conds = [cond] + [sp.Not(c) for c in earlier]
+                expr = expr.xreplace(self._clamps(conds))
+            pairs.append((self.walk(expr), cond))
+            earlier.append(cond)
+        return sp.Piecewise(*pairs, evaluate=False)
+
+    def _clamps(self, conds):
+        lo, hi = {}, {}
+        for c in conds:
+            if isinstance(c, sp.Not) and isinstance(c.args[0], sp.core.relational.Relational):
+                c = c.args[0].negated
+            for r in (c.args if isinstance(c, sp.And) else (c,)):
+                if not isinstance(r, (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan,
+                                      sp.GreaterThan)):
+                    continue
+                a, b, upper = r.lhs, r.rhs, isinstance(r, (sp.StrictLessThan, sp.LessThan))
+                if b in self.state and not a.free_symbols & self.state:
+                    a, b, upper = b, a, not upper
+                if a in self.state and not b.free_symbols & self.state:
+                    (hi if upper else lo).setdefault(a, []).append(b)
+        out = {}
+        for s in set(lo) | set(hi):
+            v = s
+            if s in lo:
+                v = sp.Max(v, *lo[s])
+            if s in hi:
+                v = sp.Min(v, *hi[s])
+            out[s] = v
+        return out
 
     # -- exp(u) as the variable z of a rational function ------------------------------------
     def _state_exps(self, expr):

@@ -147,3 +147,15 @@ def test_mills_ratio_is_finite_in_the_left_tail():
     big = np.abs(want) >= TINY
     np.testing.assert_allclose(got[big], want[big], rtol=1e-12)
     assert np.all(np.abs(got[~big]) < 2 * TINY)
+
+
+def test_piecewise_exp_branch_is_clamped_into_its_bounds():
+    """numpy.select evaluates every branch everywhere: exp(x) in the branch x < 0 must not
+    overflow at x = 1000 where the branch is not selected, and is unchanged where it is."""
+    gain = sp.Piecewise((sp.exp(x), x < 0), (1 + x, True))
+    model = _model("safe_piecewise_exp", gain)
+    module = compile_module(model)
+    specs = _specs(model)
+    for name in ("gain_E", "gain_slope_E"):
+        _check(model, module, name, specs[name])
+    assert "numpy.exp(numpy.minimum(0, x))" in module.__source__

@@ -6,9 +6,23 @@ import sys
 from pathlib import Path
 
 
+def _model_path(p) -> Path:
+    """A model file given on the command line: an existing .py file (clear errors otherwise)."""
+    path = Path(p)
+    if not str(p).strip():
+        raise ValueError("the model file name is empty")
+    if path.is_dir():
+        raise ValueError(f"{p} is a folder; give a model file, e.g. models/ring_ei.py")
+    if not path.exists():
+        raise FileNotFoundError(f"model file {p} does not exist")
+    if path.suffix != ".py":
+        raise ValueError(f"{p} is not a model file (a Python file NAME.py defining `model = Model(...)`)")
+    return path
+
+
 def _models_from(paths):
     from .loader import model_files
-    return [Path(p) for p in paths] if paths else model_files()
+    return [_model_path(p) for p in paths] if paths else model_files()
 
 
 def cmd_generate(args) -> int:
@@ -31,7 +45,8 @@ def cmd_generate(args) -> int:
             else:
                 print(f"fresh: {target}")
         else:
-            target.write_text(text)
+            from solvers.atomic import atomic_write_text
+            atomic_write_text(target, text)
             print(f"wrote {target}")
     return 1 if stale else 0
 
@@ -39,7 +54,7 @@ def cmd_generate(args) -> int:
 def cmd_derive(args) -> int:
     from .derivation import derive, render
     from .loader import load_model
-    model = load_model(args.model)
+    model = load_model(_model_path(args.model))
     print(render(derive(model), latex=args.latex))
     return 0
 
@@ -78,14 +93,151 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+# ---- the error funnel ------------------------------------------------------------------------------
+#
+# Every command runs inside main(): an expected error (a bad value, a missing file, a refused run, a
+# solver that names why it failed) becomes one line "balkin CMD: error: ..." and exit status 2;
+# Ctrl-C exits 130 and SIGTERM 143 with one line saying where the run was and what was written; any
+# other exception is a bug: one line, the traceback saved to a file, and a request to report it.
+
+#: Exceptions that are errors of the input or of the run, not of balkin: one line, exit status 2.
+EXPECTED_ERRORS = (ValueError, RuntimeError, OSError, MemoryError, FloatingPointError, OverflowError,
+                   SyntaxError, ImportError)
+EXIT_ERROR, EXIT_BUG, EXIT_SIGINT, EXIT_SIGTERM = 2, 3, 130, 143
+
+
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler (a BaseException, so no ``except Exception`` swallows it)."""
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, MemoryError) and type(exc) is MemoryError:
+        msg = _one_line(exc) or "the machine ran out of memory"
+        return f"out of memory: {msg}"
+    return _one_line(exc) or type(exc).__name__
+
+
+def _run_time(exc: BaseException):
+    """The simulated time ``t`` of the innermost solver frame at the interruption (None if unknown)."""
+    import math
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_globals.get("__name__", "").startswith("solvers."):
+            for key in ("t", "t_now"):
+                v = frame.f_locals.get(key)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    found = float(v)
+                    break
+        tb = tb.tb_next
+    return found
+
+
+def _interrupted(cmd: str, exc: BaseException, signame: str) -> str:
+    from solvers.atomic import WRITTEN
+    t = _run_time(exc)
+    where = f" at t = {t:g}" if t is not None else ""
+    done = f"wrote {', '.join(WRITTEN)} before that; nothing else written" if WRITTEN else "nothing written"
+    return f"balkin {cmd}: interrupted ({signame}){where}, {done}"
+
+
+def _save_traceback(exc: BaseException, argv) -> str | None:
+    import datetime
+    import os
+    import tempfile
+    import traceback
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = os.path.join(tempfile.gettempdir(), f"balkin-traceback-{stamp}-{os.getpid()}.txt")
     try:
+        with open(path, "w") as fh:
+            fh.write(f"command: balkin {' '.join(argv)}\n")
+            fh.write(f"python: {sys.version.split()[0]}\n\n")
+            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return path
+    except OSError:
+        return None
+
+
+def _check_arguments(args) -> None:
+    """Checks common to every command, made before anything runs: numbers are finite, --param
+    values are numbers, and the output paths (--json, --npz, --plots) can be written."""
+    import math
+    for key, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
+    for item in getattr(args, "param", None) or ():
+        if not isinstance(item, str):
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param expects NAME=VALUE, got {item!r}")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(f"--param {name.strip()}: {value.strip()!r} is not a number") from None
+        if not math.isfinite(v):
+            raise ValueError(f"--param {name.strip()}: must be a finite number, got {value.strip()}")
+    try:
+        from solvers.output import check_output_args
+    except ImportError:
+        return
+    check_output_args(args)
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def main(argv=None) -> int:
+    """Run one command; never ends in a traceback (see the error funnel above)."""
+    import signal
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cmd = argv[0] if argv and not argv[0].startswith("-") else "balkin"
+    old_term = None
+    try:
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):       # not the main thread
+        pass
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        cmd = args.command
+        _check_arguments(args)
         return args.func(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"balkin {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt as exc:
+        print(_interrupted(cmd, exc, "SIGINT"), file=sys.stderr)
+        return EXIT_SIGINT
+    except Terminated as exc:
+        print(_interrupted(cmd, exc, "SIGTERM"), file=sys.stderr)
+        return EXIT_SIGTERM
+    except BrokenPipeError:             # e.g. `balkin derive ... | head`
+        import os
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_ERROR
+    except EXPECTED_ERRORS as exc:
+        print(f"balkin {cmd}: error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:            # a bug in balkin
+        path = _save_traceback(exc, argv)
+        where = f"; traceback saved to {path}" if path else ""
+        print(f"balkin {cmd}: internal error: {type(exc).__name__}: {_describe(exc)}{where}; please report "
+              "this as a bug with the command line" + (" and that file" if path else ""), file=sys.stderr)
+        return EXIT_BUG
+    finally:
+        if old_term is not None:
+            try:
+                signal.signal(signal.SIGTERM, old_term)
+            except (ValueError, OSError):
+                pass
 
 
 if __name__ == "__main__":

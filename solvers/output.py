@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_open
 
 
 def _clean(obj):
@@ -52,6 +56,93 @@ def state_record(model, kind: str, pos, per_population: dict, **extra) -> dict:
 
 
 def write_json(path, record: dict) -> None:
-    with open(path, "w") as fh:
-        json.dump(_clean(record), fh, indent=1)
-        fh.write("\n")
+    """Write the record as JSON, atomically (solvers.atomic): a temporary file in the same folder is
+    renamed over ``path`` only once complete.  Non-finite numbers are refused before anything is
+    written."""
+    text = json.dumps(_clean(record), indent=1) + "\n"
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+# ---- output paths, checked before a long computation starts --------------------------------------
+
+class OutputPathError(ValueError):
+    """An output path (--json, --npz, --plots) that cannot be written."""
+
+
+def _writable_folder(folder: Path, flag: str, path) -> None:
+    if not folder.exists():
+        raise OutputPathError(f"{flag} {path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise OutputPathError(f"{flag} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{flag} {path}: the folder {folder} is not writable")
+
+
+def check_output_file(path, flag: str = "--json") -> None:
+    """Refuse an output file that cannot be written: empty, a folder, in a missing or read-only
+    folder, or an existing file that is not writable.  Writes nothing."""
+    if path is None:
+        return
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputPathError(f"{flag}: the file name is empty")
+    if "\0" in text:
+        raise OutputPathError(f"{flag} {text!r}: the file name contains a NUL character")
+    p = Path(text).expanduser()
+    if text.endswith(os.sep) or p.is_dir():
+        raise OutputPathError(f"{flag} {text}: is a folder, not a file (give a file name, e.g. "
+                              f"{Path(text) / ('out' + ('.npz' if flag == '--npz' else '.json'))})")
+    if p.exists() and not p.is_file():
+        raise OutputPathError(f"{flag} {text}: exists and is not a regular file")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise OutputPathError(f"{flag} {text}: the file exists and is not writable")
+    _writable_folder(p.parent if str(p.parent) else Path("."), flag, text)
+
+
+def check_output_dir(path, flag: str = "--plots") -> None:
+    """Refuse an output folder that cannot be used: an existing non-folder, or a folder that neither
+    exists nor can be created (its nearest existing ancestor must be a writable folder)."""
+    if path is None:
+        return
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputPathError(f"{flag}: the folder name is empty")
+    if "\0" in text:
+        raise OutputPathError(f"{flag} {text!r}: the folder name contains a NUL character")
+    p = Path(text).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise OutputPathError(f"{flag} {text}: exists and is not a folder")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise OutputPathError(f"{flag} {text}: the folder is not writable")
+        return
+    anc = p.absolute().parent
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise OutputPathError(f"{flag} {text}: {anc} is not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{flag} {text}: cannot create it, {anc} is not writable")
+
+
+#: Output options of the CLI: attribute -> (flag, kind).
+OUTPUT_OPTIONS = {"json": ("--json", "file"), "npz": ("--npz", "file"), "plots": ("--plots", "dir")}
+
+
+def check_output_args(args) -> None:
+    """Check every output path of a parsed command line (--json, --npz, --plots) before the run, and
+    that no two of them name the same file."""
+    seen = {}
+    for attr, (flag, kind) in OUTPUT_OPTIONS.items():
+        value = getattr(args, attr, None)
+        if value is None or value is False:
+            continue
+        if kind == "file":
+            check_output_file(value, flag)
+        else:
+            check_output_dir(value, flag)
+        key = os.path.abspath(os.path.expanduser(os.fspath(value)))
+        if key in seen:
+            raise OutputPathError(f"{seen[key]} and {flag} name the same path {value}")
+        seen[key] = flag

@@ -538,6 +538,10 @@ def write_plots(report: VerifyReport, outdir) -> list:
     except ImportError:
         raise RuntimeError("--plots needs matplotlib: pip install -e '.[plot]'") from None
     from pathlib import Path
+
+    from .atomic import atomic_savefig
+    from .output import check_output_dir
+    check_output_dir(outdir, "--plots")       # an existing non-folder is refused, not overwritten
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     if not report.per_n:            # no stationary comparison was made (unstable sizes only)
@@ -566,7 +570,7 @@ def write_plots(report: VerifyReport, outdir) -> list:
             ax.legend(fontsize=7)
     fig.tight_layout()
     files.append(out / f"{report.model}_densities.png")
-    fig.savefig(files[-1], dpi=110)
+    atomic_savefig(fig, files[-1], dpi=110)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(pops), figsize=(5 * len(pops), 3.2), squeeze=False)
@@ -581,7 +585,7 @@ def write_plots(report: VerifyReport, outdir) -> list:
         ax.legend(fontsize=7)
     fig.tight_layout()
     files.append(out / f"{report.model}_lambda.png")
-    fig.savefig(files[-1], dpi=110)
+    atomic_savefig(fig, files[-1], dpi=110)
     plt.close(fig)
 
     sl = report.slope
@@ -600,6 +604,6 @@ def write_plots(report: VerifyReport, outdir) -> list:
         ax.legend(fontsize=7)
         fig.tight_layout()
         files.append(out / f"{report.model}_error_vs_n.png")
-        fig.savefig(files[-1], dpi=110)
+        atomic_savefig(fig, files[-1], dpi=110)
         plt.close(fig)
     return [str(f) for f in files]

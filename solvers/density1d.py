@@ -29,7 +29,14 @@ resolve the narrowest such region with ``points_per_density`` cells.  Starting f
     the rows are spread out, the probe gets finer);
   - otherwise the grid is [first region point - one probe step, last + one step] (or the wall) with
     nx = width / (narrowest region / points_per_density) cells (8x more when the density reaches a
-    wall: the midpoint rule is only O(h^2) there), clipped to [min_nx, max_nx].
+    wall: the midpoint rule is only O(h^2) there), clipped to [min_nx, max_nx];
+  - resolution where the mass is: on that grid every row must have at least CELLS_PER_SD cells per
+    standard deviation (the peak scale 1 / (sqrt(2 pi) max p) is not used here: a density with an
+    integrable singularity at a wall, x^-1/2 e^-x, has none; the region rule above resolves peaks,
+    and WALL_REFINEMENT the wall).  A heavy (power-law) tail makes the e^-drop region hundreds of
+    standard deviations wide, so the first rule alone can leave ~1 cell per sd; nx is then raised
+    to width * CELLS_PER_SD / s (re-evaluated until it holds), and a demand above max_nx is refused
+    (DensityError naming s, the width and the cells per sd reachable).
 A density that has not fallen by ``drop`` within a width of max_width * scale is not normalisable
 (DensityError).  ``grid_holds`` is the matching test that a given grid still holds a density (used to
 reuse one grid while the multiplier changes).
@@ -52,6 +59,8 @@ POINTS_PER_DENSITY = 400    # cells across the narrowest density region
 MIN_PROBE_POINTS = 25       # probe points needed inside the narrowest region before the final grid
 LOG_FLUSH = -575.0          # density values below e^-575 (~1e-250) of the peak are set to 0, and
 FLUSH = 1e-250              # moments below 1e-250 in size to 0: no later product can underflow
+CELLS_PER_SD = 20           # a new grid has at least this many cells per standard deviation of every row
+MIN_CELLS_PER_SD = 10       # a grid is kept (grid_holds) while every row has at least this many
 WALL_REFINEMENT = 8         # densities that reach a wall are resolved 8x finer (midpoint rule is
                             # only O(h^2) there; elsewhere the tails make it spectrally accurate)
 
@@ -205,16 +214,55 @@ def select_grid(log_density, center: float = 0.0, scale: float = 1.0, *, drop: f
         at_wall = (wall_lo and new_lo == lo, wall_hi and new_hi == hi)
         ppd = points_per_density * (WALL_REFINEMENT if any(at_wall) else 1)
         nx = int(np.clip(math.ceil((new_hi - new_lo) / (width_min / ppd)), min_nx, max_nx))
+        nx = _resolve_sd(log_density, float(new_lo), float(new_hi), nx, max_nx)
         return Grid(float(new_lo), float(new_hi), nx, bool(at_wall[0]), bool(at_wall[1]))
     raise DensityError(f"could not settle an x-range for the stationary density after {max_iter} "
                        f"iterations (last range [{lo:.4g}, {hi:.4g}])")
 
 
+def standard_deviation(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Standard deviations of the rows of p (N, nx) on uniform cell centres x (normalised here;
+    rows without mass, or of zero width, give inf)."""
+    h = float(x[1] - x[0])
+    with np.errstate(all="ignore"):
+        mass = p.sum(-1) * h
+        mean = (p * x).sum(-1) * h / mass
+        var = (p * (x - mean[:, None]) ** 2).sum(-1) * h / mass
+        s = np.sqrt(np.maximum(var, 0.0))
+    return np.where(np.isfinite(s) & (s > 0), s, np.inf)
+
+
+def _resolve_sd(log_density, lo: float, hi: float, nx: int, max_nx: int) -> int:
+    """nx raised until every row has >= CELLS_PER_SD cells per effective sd on [lo, hi]."""
+    for _ in range(4):
+        x = cell_centres(lo, hi, nx)
+        lp = np.atleast_2d(_quiet(log_density, x))
+        if not np.isfinite(lp).any(axis=1).all():
+            return nx
+        p, _ = log_normalise(lp, (hi - lo) / nx)
+        s = float(standard_deviation(x, p).min())
+        need = math.ceil((hi - lo) * CELLS_PER_SD / s) if math.isfinite(s) else nx
+        if need <= nx:
+            return nx
+        if need > max_nx:
+            if nx >= max_nx:
+                raise DensityError(
+                    f"the stationary density needs {need} cells on [{lo:.4g}, {hi:.4g}] (its effective "
+                    f"standard deviation is {s:.4g}, {(hi - lo) / s:.4g} of them across the range it "
+                    f"must hold, {CELLS_PER_SD} cells each); the cap of {max_nx} cells gives "
+                    f"{max_nx * s / (hi - lo):.3g} cells per sd")
+            need = max_nx
+        nx = int(need)
+    return nx
+
+
 def grid_holds(grid: Grid, logp: np.ndarray, *, drop: float = DROP, margin: float = 4.0,
                points_per_density: int = POINTS_PER_DENSITY) -> bool:
     """Does ``grid`` still hold the densities log p (N, nx) evaluated on it?  Every row must be
-    defined somewhere, have fallen by at least drop - margin at each end that is not a wall, and
-    keep at least points_per_density / 4 cells above max - drop."""
+    defined somewhere, have fallen by at least drop - margin at each end that is not a wall, keep
+    at least points_per_density / 4 cells above max - drop, and keep MIN_CELLS_PER_SD cells per
+    standard deviation (grids are chosen with CELLS_PER_SD: a factor 2 of hysteresis, so a Newton
+    iteration does not change grids for a slight narrowing)."""
     lp = np.atleast_2d(logp)
     inside, valid, rows = _row_regions(lp, drop)
     if not rows.all():
@@ -225,7 +273,10 @@ def grid_holds(grid: Grid, logp: np.ndarray, *, drop: float = DROP, margin: floa
         return False
     if not grid.wall_hi and np.any(lpm[:, -1] > M - drop + margin):
         return False
-    return bool(inside.sum(axis=1).min() >= points_per_density // 4)
+    if inside.sum(axis=1).min() < points_per_density // 4:
+        return False
+    p, _ = log_normalise(lp, grid.h)
+    return bool(standard_deviation(grid.x, p).min() >= MIN_CELLS_PER_SD * grid.h)
 
 
 # ---- quadrature of the potentials ------------------------------------------------------------

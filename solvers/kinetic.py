@@ -27,6 +27,26 @@ with a positivity safeguard: a step that produces a negative density is redone a
 Initial layer (balanced mode): an initial density off the manifold is first shifted,
 x -> x + delta(theta) with delta in Range(W), to the end point of the fast flow
 d delta/ds = W gbar(p0 shifted by delta) + h  (then polished by Newton on the discrete constraint).
+
+The x-grid (``choose_grid``).  One uniform grid per population, nx cells each, must (i) hold the
+mass: the interval is the hull of the tail-mass quantiles  [q(TAIL_MASS), q(1 - TAIL_MASS)]  of the
+stationary densities (balanced, or finite n; every lattice position) and of the initial density,
+clipped to the domain (a wall where sigma^2 stops being positive and finite); and (ii) resolve it:
+with the effective standard deviation of a density p
+
+    s(p) = min( sd(p),  1 / (sqrt(2 pi) max p) )          (= sigma for N(m, sigma^2); the second term
+                                                            sees a narrow peak inside a wide density)
+
+the cell width h obeys  s / h >= CELLS_PER_SD (20) for every density the grid must hold, so nx grows
+with the interval's width in units of s, up to NX_MAX (a larger demand is refused, naming the
+population, s and the cells per sd, and how to set nx / the interval).  A grid that is given (nx and/or
+the interval) is checked the same way: fewer than MIN_CELLS_PER_SD (10) cells per s is refused.  During
+the run every record checks that the mass in the outer max(1, nx/64) cells of each non-wall side stays
+below EDGE_MASS_TOL and that the current density keeps MIN_CELLS_PER_SD cells per s; otherwise the run
+stops with a GridError naming the population and the time.  ``run`` also repeats the computation on
+nx/2 cells over the same interval and reports max_t |Q_nx - Q_nx/2| for Q = mean, variance, gbar,
+lambda: for this second-order scheme the error of the nx result is about a third of that difference
+(Richardson), and the difference itself falls ~4x per doubling of nx.
 """
 from __future__ import annotations
 
@@ -44,8 +64,259 @@ from .output import state_record, theta_list
 GAMMA = 2.0 - np.sqrt(2.0)
 
 
+NX_MIN = 16                 # fewer cells cannot hold a density (and nx/2 must still be a grid)
+NX_AUTO_MIN = 128           # automatic grids have at least this many cells
+NX_MAX = 16384              # automatic grids refuse to grow beyond this
+CELLS_PER_SD = 20           # automatic grids: cells per effective standard deviation s(p)
+MIN_CELLS_PER_SD = 10       # any grid (given or automatic), at construction and during the run
+RUN_SLACK = 0.95            # during the run s is estimated on the grid itself (O(h^2) low): 5 % slack
+TAIL_MASS = 1e-12           # mass allowed beyond each end of the automatic interval (per density)
+EDGE_MASS_TOL = 1e-6        # mass allowed in the outer cells of a non-wall side during the run (a
+                            # truncation below the ~1e-4 relative moment error of 20 cells per sd)
+
+
 class KineticError(RuntimeError):
     """Numerical trouble in the kinetic solver (negative density, NaN, constraint drift)."""
+
+
+class GridError(KineticError):
+    """The x-grid cannot hold or resolve the density (message: population, s, cells per s, mass at
+    the edge, and which of nx / xmin / xmax to change)."""
+
+
+def effective_sd(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """s(p) = min(sd(p), 1 / (sqrt(2 pi) max p)) of densities p (..., nx) on the uniform cell
+    centres x (normalisation not assumed).  Both terms equal sigma for a Gaussian."""
+    h = float(x[1] - x[0])
+    p = np.asarray(p, float)
+    mass = p.sum(-1) * h
+    mean = (p * x).sum(-1) * h / mass
+    var = (p * (x - mean[..., None]) ** 2).sum(-1) * h / mass
+    peak = p.max(-1) / mass
+    return np.minimum(np.sqrt(np.maximum(var, 0.0)), 1.0 / (np.sqrt(2 * np.pi) * peak))
+
+
+def _tail_quantiles(x: np.ndarray, p: np.ndarray, tail: float):
+    """Per row of p (N, nx): the left edge of the cell where the CDF first exceeds ``tail`` and the
+    right edge of the cell where 1 - CDF first falls below it (the interval keeps all but <= tail
+    on each side)."""
+    h = float(x[1] - x[0])
+    p = np.atleast_2d(p)
+    c = np.cumsum(p, axis=-1) * h
+    c = c / c[:, -1:]
+    i0 = np.argmax(c > tail, axis=-1)
+    i1 = np.argmax(c >= 1.0 - tail, axis=-1)
+    return x[i0] - h / 2, x[i1] + h / 2
+
+
+@dataclass
+class KineticGrid:
+    """The x-grid of a kinetic run: per population the interval, one nx for all, and the numbers
+    that justify it (per population: the smallest effective sd s of the densities held, and where
+    it comes from; cells per s; whether each end is a domain wall)."""
+
+    intervals: list
+    nx: int
+    sd: dict
+    sd_source: dict
+    walls: list
+    automatic_nx: bool
+    automatic_interval: bool
+
+    def cells_per_sd(self) -> dict:
+        return {a: self.nx / (hi - lo) * self.sd[a] for a, (lo, hi) in zip(self.sd, self.intervals)}
+
+    def to_record(self) -> dict:
+        return {"nx": self.nx, "automatic_nx": self.automatic_nx, "automatic_interval": self.automatic_interval,
+                "interval": {a: [float(lo), float(hi)] for a, (lo, hi) in zip(self.sd, self.intervals)},
+                "effective_sd": {a: float(v) for a, v in self.sd.items()},
+                "sd_source": dict(self.sd_source),
+                "cells_per_sd": {a: float(v) for a, v in self.cells_per_sd().items()},
+                "walls": {a: list(w) for a, w in zip(self.sd, self.walls)},
+                "rule": f"interval: tail mass <= {TAIL_MASS:g} per side of the stationary and initial "
+                        f"densities; nx: >= {CELLS_PER_SD} cells per effective sd (automatic), "
+                        f">= {MIN_CELLS_PER_SD} required, nx <= {NX_MAX}"}
+
+
+def _check_nx(nx) -> int:
+    try:
+        ok = int(nx) == nx
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok or nx < NX_MIN:
+        raise ValueError(f"nx (cells of the x-grid per population) must be an integer >= {NX_MIN}, got {nx!r}")
+    return int(nx)
+
+
+def _is_outside(model, pop, x, pos) -> np.ndarray:
+    """True where x (array) is outside the domain of population pop: sigma^2/2 not finite or <= 0
+    at some lattice position."""
+    th = tuple(np.asarray(p, float)[:, None] for p in pos)
+    with np.errstate(all="ignore"):
+        D = np.asarray(model.call("fp_diffusion", pop, np.asarray(x, float)[None, :], *th, 0.0)[0][0], float)
+    D = np.broadcast_to(D, (len(pos[0]) if pos else 1, len(x)))
+    return ~np.all(np.isfinite(D) & (D > 0), axis=0)
+
+
+def _gaussian_init(model, pop):
+    v = model.module.INITIAL.get(pop) or (0.0, 1.0)
+    return tuple(float(np.ravel(u)[0]) for u in v)
+
+
+def choose_grid(model, *, npos: int | None = None, n: float | None = None, init=None, nx=None,
+                interval=None, t: float = 0.0, check: bool = True) -> KineticGrid:
+    """The x-grid of a kinetic run (rule in the module docstring).
+
+    model: CompiledModel or name; npos: lattice positions per angle; n: None for the balanced limit,
+    else the finite-n equation; init: the initial density as KineticSolver takes it (None: the
+    model's INITIAL Gaussians, else N(0, 1)); nx: None = automatic, else the given number of cells;
+    interval: None = automatic, (lo, hi) for all populations, or {pop: (lo, hi)}.
+    check: refuse (GridError) a grid with fewer than MIN_CELLS_PER_SD cells per effective sd, or an
+    automatic nx above NX_MAX.  Returns a KineticGrid; KineticSolver(nx=grid.nx,
+    interval=dict(zip(model.populations, grid.intervals))) then uses exactly this grid."""
+    from scipy.special import ndtri
+
+    from .balance_errors import StationaryError
+    from .density1d import DensityFamily, GridDensities
+    from .stationary import solve_balanced, solve_finite_n
+    m = model if isinstance(model, CompiledModel) else CompiledModel(model)
+    if nx is not None:
+        nx = _check_nx(nx)
+    npos_eff = npos if m.pos_dim else None
+    pos = m.grid(npos if (m.pos_dim and npos) else (32 if m.pos_dim else 1)) if m.pos_dim else ()
+    st = None
+    try:
+        st = (solve_balanced(m, npos=npos_eff, t=t, check_stability=False) if n is None else
+              solve_finite_n(m, n, npos=npos_eff, t=t, check_stability=False))
+        pos = st.pos
+    except StationaryError:
+        st = None
+    z = float(-ndtri(TAIL_MASS))
+    given = None
+    if interval is not None:
+        given = ([tuple(map(float, interval[a])) for a in m.populations] if isinstance(interval, dict)
+                 else [tuple(map(float, interval))] * m.P)
+        for a, (lo, hi) in zip(m.populations, given):
+            if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+                raise ValueError(f"model {m.name!r}, population {a}: the x-interval must have finite "
+                                 f"ends with xmin < xmax, got [{lo}, {hi}]")
+    intervals, sds, sources, walls = [], {}, {}, []
+    for ia, a in enumerate(m.populations):
+        cands = []                                   # (lo, hi, s, source, x, p rows or None)
+        if st is not None:
+            g = st.grids[a]
+            xs, ps = g.x, st.densities[a]
+            q0, q1 = _tail_quantiles(xs, ps, TAIL_MASS)
+            lo_s = g.lo if g.wall_lo else float(q0.min())
+            hi_s = g.hi if g.wall_hi else float(q1.max())
+            cands.append((lo_s, hi_s, float(effective_sd(xs, ps).min()),
+                          "stationary " + ("balanced" if n is None else f"finite-n (n = {n:g})") + " density"))
+        else:
+            try:
+                fam = DensityFamily(m, a, pos, t)
+                gd = GridDensities(fam, fam.select_grid(0.0))
+                ps = gd.stats(0.0).p
+                q0, q1 = _tail_quantiles(gd.x, ps, TAIL_MASS)
+                cands.append((float(q0.min()), float(q1.max()), float(effective_sd(gd.x, ps).min()),
+                              "stationary density at lambda = 0 (no stationary state)"))
+            except StationaryError:
+                pass
+        if init is None:
+            m0, sd0 = _gaussian_init(m, a)
+            cands.append((m0 - z * abs(sd0), m0 + z * abs(sd0), abs(sd0), f"initial N({m0:g}, {sd0:g}^2)"))
+        if given is not None:
+            lo, hi = given[ia]
+        else:
+            lo = min(c[0] for c in cands) if cands else -10.0
+            hi = max(c[1] for c in cands) if cands else 10.0
+        if init is not None:                         # a given initial density: sample it finely
+            xs = np.linspace(lo, hi, 8193)
+            xs = 0.5 * (xs[1:] + xs[:-1])
+            vals = _init_on(init, a, xs, m.n_positions_of(pos))
+            if np.all(vals.sum(-1) > 0):
+                cands.append((lo, hi, float(effective_sd(xs, vals).min()), "initial density"))
+        # clip to the domain: walls where sigma^2 stops being positive and finite
+        wl = wh = False
+        if given is None and pos is not None:
+            probe = np.linspace(lo, hi, 4001)
+            out = _is_outside(m, a, probe, pos)
+            if out.any() and not out.all():
+                centre = 0.5 * (cands[0][0] + cands[0][1]) if cands else 0.5 * (lo + hi)
+                j = int(np.clip(np.searchsorted(probe, centre), 0, len(probe) - 1))
+                bad_lo, bad_hi = np.flatnonzero(out[:j]), np.flatnonzero(out[j:]) + j
+                if bad_lo.size:
+                    lo, wl = _bisect_inside(m, a, pos, probe[bad_lo[-1]], probe[bad_lo[-1] + 1]), True
+                if bad_hi.size:
+                    hi, wh = _bisect_inside(m, a, pos, probe[bad_hi[0]], probe[bad_hi[0] - 1]), True
+        else:
+            hstep = (hi - lo) * 1e-6
+            wl = bool(_is_outside(m, a, np.array([lo - hstep]), pos)[0])
+            wh = bool(_is_outside(m, a, np.array([hi + hstep]), pos)[0])
+        intervals.append((float(lo), float(hi)))
+        walls.append((wl, wh))
+        if cands:
+            k = int(np.argmin([c[2] for c in cands]))
+            sds[a], sources[a] = cands[k][2], cands[k][3]
+        else:
+            sds[a], sources[a] = (hi - lo) / 20.0, "no density known: interval / 20"
+    widths = {a: hi - lo for a, (lo, hi) in zip(m.populations, intervals)}
+    need = {a: int(np.ceil(widths[a] * CELLS_PER_SD / sds[a])) for a in m.populations}
+    grid_nx = nx
+    if nx is None:
+        worst = max(need, key=need.get)
+        grid_nx = max(NX_AUTO_MIN, need[worst])
+        grid_nx = int(16 * np.ceil(grid_nx / 16))
+        if grid_nx > NX_MAX and check:
+            a = worst
+            lo, hi = intervals[m.populations.index(a)]
+            raise GridError(
+                f"model {m.name!r}, population {a}: resolving the density needs {need[a]} cells: the "
+                f"interval [{lo:.4g}, {hi:.4g}] is {widths[a] / sds[a]:.4g} effective standard deviations "
+                f"wide (s = {sds[a]:.4g}, from the {sources[a]}) and the automatic grid uses "
+                f"{CELLS_PER_SD} cells per s; the cap NX_MAX = {NX_MAX} gives only "
+                f"{NX_MAX / widths[a] * sds[a]:.3g} cells per s.  Set the grid yourself: --nx N "
+                f"(KineticSolver(nx=N)) and/or a narrower --xmin A --xmax B that still holds the mass")
+        grid_nx = min(grid_nx, NX_MAX) if not check else grid_nx
+    grid = KineticGrid(intervals, int(grid_nx), sds, sources, walls, nx is None, given is None)
+    if check:
+        for a, c in grid.cells_per_sd().items():
+            if c < MIN_CELLS_PER_SD:
+                lo, hi = intervals[m.populations.index(a)]
+                raise GridError(
+                    f"model {m.name!r}, population {a}: the x-grid [{lo:.4g}, {hi:.4g}] with nx = "
+                    f"{grid.nx} cells (h = {widths[a] / grid.nx:.3g}) has {c:.3g} cells per effective "
+                    f"standard deviation of the density (s = {sds[a]:.4g}, from the {sources[a]}); at "
+                    f"least {MIN_CELLS_PER_SD} are needed (automatic grids use {CELLS_PER_SD}).  Use "
+                    f"--nx {int(16 * np.ceil(need[a] / 16))} (KineticSolver(nx=...)), or leave --nx out "
+                    f"for the automatic grid, or a narrower --xmin/--xmax that still holds the mass")
+    return grid
+
+
+def _bisect_inside(m, pop, pos, bad: float, good: float) -> float:
+    """The domain boundary between an outside point and an inside point; returns a point inside."""
+    scale = abs(good - bad)
+    for _ in range(200):
+        mid = 0.5 * (bad + good)
+        if mid in (bad, good):
+            break
+        if _is_outside(m, pop, np.array([mid]), pos)[0]:
+            bad = mid
+        else:
+            good = mid
+    if abs(good) <= 1e-12 * scale:
+        return 0.0
+    return float(good)
+
+
+def _init_on(init, pop, x, npos_total) -> np.ndarray:
+    """A given initial density (callable p0(x, a, j), per-population dict or array on a grid is
+    not resamplable: only callables) evaluated on x for every position, (Npos, len(x))."""
+    if not callable(init):
+        return np.zeros((npos_total, len(x)))
+    with np.errstate(all="ignore"):
+        vals = np.broadcast_to(init(x[None, :], pop, np.arange(npos_total)[:, None]), (npos_total, len(x)))
+    vals = np.where(np.isfinite(vals), vals, 0.0)
+    return np.maximum(vals, 0.0)
 
 
 @dataclass
@@ -84,8 +355,10 @@ class KineticResult:
                                 "min_density": float(self.min_density.min()),
                                 "max_constraint_residual": float(self.residual[1:].max()
                                                                  if len(self.residual) > 1 else
-                                                                 self.residual.max())},
-                 **self.info}
+                                                                 self.residual.max()),
+                                "grid": self.info.get("grid_audit"),
+                                "grid_convergence": self.info.get("grid_convergence")},
+                 **{k: v for k, v in self.info.items() if k not in ("grid_audit", "grid_convergence")}}
         if self.shift is not None:
             extra["initial_shift"] = {a: self.shift[ia] for ia, a in enumerate(self.model.populations)}
         return state_record(self.model, f"kinetic-{self.mode}", self.pos, self.final_fields(), **extra)
@@ -103,7 +376,8 @@ class KineticResult:
 def gaussian_initial(mean=0.0, sd=1.0):
     """Initial density callable p0(x, a, theta_j) of N(mean, sd^2)."""
     def p0(x, a, j):
-        return np.exp(-0.5 * ((x - mean) / sd) ** 2)
+        e = -0.5 * ((x - mean) / sd) ** 2       # far tails on wide (heavy-tailed) grids: exactly 0
+        return np.where(e > -575.0, np.exp(np.maximum(e, -575.0)), 0.0)
     return p0
 
 
@@ -111,27 +385,48 @@ class KineticSolver:
     """Kinetic solver for one model (m = 1).
 
     model: CompiledModel or name; npos: lattice positions per angle (1 on a point);
-    nx: cells per population; interval: dict pop -> (lo, hi) or one (lo, hi) for all, default
-    automatic (the stationary density's support and the initial density, see ``auto_interval``);
-    n: None for the balanced limit, else the network size of the finite-n equation.
+    nx: cells per population (None: automatic, >= NX_MIN); interval: dict pop -> (lo, hi) or one
+    (lo, hi) for all (None: automatic); both through ``choose_grid`` (module docstring), whose
+    result is ``self.grid``; n: None for the balanced limit, else the network size of the finite-n
+    equation.  grid_check: "refuse" (default) raises GridError for a grid with fewer than
+    MIN_CELLS_PER_SD cells per effective sd, or when the mass reaches the outer cells during the run;
+    "off" records the same numbers (info["grid"], info["grid_audit"]) without refusing (convergence
+    studies on deliberately coarse grids).
     """
 
-    def __init__(self, model, *, npos: int = 32, nx: int = 256, interval=None, n: float | None = None,
-                 params=None, init=None):
+    def __init__(self, model, *, npos: int = 32, nx: int | None = None, interval=None, n: float | None = None,
+                 params=None, init=None, grid_check: str = "refuse"):
         self.model = model if isinstance(model, CompiledModel) else CompiledModel(model, params)
         m = self.model
         if m.m != 1:
             raise ValueError(f"model {m.name!r}: the kinetic solver handles m = 1, the state has "
                              f"dimension {m.m}")
         self.n = None if n is None else float(n)
+        if nx is not None:
+            nx = _check_nx(nx)
+        if grid_check not in ("refuse", "off"):
+            raise ValueError(f"grid_check must be 'refuse' or 'off', got {grid_check!r}")
+        self.grid_check = grid_check
+        self.npos = npos
         self.pos = m.grid(npos)
         self.Npos = m.n_positions(npos)
-        self.nx = int(nx)
         self.init = init
+        if nx is not None and interval is not None and grid_check == "off":
+            given = ([tuple(interval[a]) for a in m.populations] if isinstance(interval, dict)
+                     else [tuple(interval)] * m.P)
+            self.grid = KineticGrid([tuple(map(float, v)) for v in given], nx,
+                                    {a: float("nan") for a in m.populations},
+                                    {a: "not assessed (grid_check='off')" for a in m.populations},
+                                    [(False, False)] * m.P, False, False)
+        else:
+            self.grid = choose_grid(m, npos=npos, n=self.n, init=init, nx=nx, interval=interval,
+                                    check=grid_check == "refuse")
+        self.nx = self.grid.nx
         P = m.P
         self.W = lattice_W(m, self.pos)
         self.U = lattice_range_basis(m, self.pos, self.W)
-        intervals = self._intervals(interval, npos)
+        intervals = self.grid.intervals
+        self.walls = self._walls(intervals)
         self.x, self.h, self.xf = [], [], []
         for lo, hi in intervals:
             edges = np.linspace(lo, hi, self.nx + 1)
@@ -158,20 +453,60 @@ class KineticSolver:
         self._drive_static = None
 
     # ---- grid ------------------------------------------------------------------------------
-    def _intervals(self, interval, npos):
-        """The x-interval per population: given, or automatic: the stationary density (balanced or
-        finite n) and the initial Gaussian down to e^-40 of their peaks (density1d.auto_interval_for_model),
-        widened in balanced mode by the initial-layer shift."""
+    def _walls(self, intervals):
+        """Per population (lo is a wall, hi is a wall): sigma^2/2 not positive-finite just outside."""
+        out = []
+        for a, (lo, hi) in zip(self.model.populations, intervals):
+            eps = 1e-6 * (hi - lo)
+            out.append((bool(_is_outside(self.model, a, np.array([lo - eps]), self.pos)[0]),
+                        bool(_is_outside(self.model, a, np.array([hi + eps]), self.pos)[0])))
+        return out
+
+    def grid_audit(self, p, t: float) -> tuple[float, float, tuple]:
+        """(largest mass in the outer max(1, nx/64) cells of a non-wall side, smallest cells per
+        effective sd, the (population, position, what) of the worst offender) for densities p."""
+        k = max(1, self.nx // 64)
+        hv = self.hv[..., 0]
+        worst_edge, where_edge = 0.0, None
+        for ia, (wl, wh) in enumerate(self.walls):
+            for side, wall, cells in (("lower", wl, p[ia, :, :k]), ("upper", wh, p[ia, :, -k:])):
+                if wall:
+                    continue
+                em = cells.sum(-1) * hv[ia]
+                j = int(np.argmax(em))
+                if em[j] > worst_edge:
+                    worst_edge, where_edge = float(em[j]), (ia, j, side)
+        cps = np.array([effective_sd(self.x[ia], p[ia]) / self.h[ia] for ia in range(self.model.P)])
+        ia, j = np.unravel_index(int(np.argmin(cps)), cps.shape)
+        return worst_edge, float(cps[ia, j]), (where_edge, (int(ia), int(j)))
+
+    def _check_audit(self, p, t):
+        edge, cps, (we, wr) = self.grid_audit(p, t)
+        self._audit["max_edge_mass"] = max(self._audit["max_edge_mass"], edge)
+        self._audit["min_cells_per_sd"] = min(self._audit["min_cells_per_sd"], cps)
+        if self.grid_check != "refuse":
+            return
         m = self.model
-        if interval is None:
-            from .density1d import auto_interval_for_model
-            out = []
-            for a in m.populations:
-                out.append(auto_interval_for_model(m, a, npos=npos if m.pos_dim else None, n=self.n))
-            return out
-        if isinstance(interval, dict):
-            return [tuple(interval[a]) for a in m.populations]
-        return [tuple(interval)] * m.P
+        if edge > EDGE_MASS_TOL:
+            ia, j, side = we
+            lo, hi = self.grid.intervals[ia]
+            where = "" if not self.pos else f" at position {j}"
+            raise GridError(
+                f"model {m.name!r}, population {m.populations[ia]}{where}: at t = {t:.6g} the mass in the "
+                f"outer {max(1, self.nx // 64)} cell(s) at the {side} end of the x-grid [{lo:.4g}, {hi:.4g}] "
+                f"is {edge:.3e} > {EDGE_MASS_TOL:g}: the density leaves the grid.  Widen it with "
+                f"--xmin/--xmax (KineticSolver(interval=...)), keeping >= {MIN_CELLS_PER_SD} cells per sd "
+                f"(--nx)")
+        if cps < RUN_SLACK * MIN_CELLS_PER_SD:
+            ia, j = wr
+            lo, hi = self.grid.intervals[ia]
+            where = "" if not self.pos else f" at position {j}"
+            raise GridError(
+                f"model {m.name!r}, population {m.populations[ia]}{where}: at t = {t:.6g} the density "
+                f"has {cps:.3g} cells per effective standard deviation (s = {cps * self.h[ia]:.4g}, "
+                f"h = {self.h[ia]:.3g} on [{lo:.4g}, {hi:.4g}]), below {MIN_CELLS_PER_SD}: the grid no "
+                f"longer resolves it.  Use a larger --nx (KineticSolver(nx=...)) or a narrower "
+                f"--xmin/--xmax")
 
     # ---- pieces ----------------------------------------------------------------------------
     def velocity(self, t: float) -> np.ndarray:
@@ -389,14 +724,29 @@ class KineticSolver:
     # ---- run -------------------------------------------------------------------------------
     def run(self, T: float, dt: float, *, scheme: str = "trbdf2", record_every: float | None = None,
             density_every: float | None = None, p0=None, lam0=None,
-            initial_layer: bool | None = None) -> KineticResult:
+            initial_layer: bool | None = None, grid_convergence: bool = True) -> KineticResult:
         """Integrate to time T with step dt; record moments every ``record_every`` (default dt) and
         densities every ``density_every`` (default: start and end only).
 
         initial_layer: shift the initial density onto the manifold first (default: True in the
         balanced mode, False at finite n, where the equation resolves its own initial layer of
         duration ~ 1/(sqrt(n) |eig W D|); at very large n that layer is too fast for any practical
-        dt, and initial_layer=True starts from the shifted density instead)."""
+        dt, and initial_layer=True starts from the shifted density instead).
+
+        Every record audits the grid (``grid_audit``: mass in the outer cells, cells per effective
+        sd; GridError under grid_check="refuse").  grid_convergence: repeat the run on nx/2 cells over
+        the same intervals (grid_check off) and report in info["grid_convergence"] the largest
+        differences over the records, max_t |Q_nx(t) - Q_nx/2(t)|, of Q = mean, variance, gbar,
+        lambda (over populations and positions): ~3x the error of the nx result for this
+        second-order scheme.  Skipped (with the reason recorded) when nx/2 < NX_MIN or when p0 is
+        given on a grid of odd nx."""
+        with np.errstate(under="ignore"):       # far tails of wide grids: underflow to 0 is harmless
+            return self._run(T, dt, scheme=scheme, record_every=record_every, density_every=density_every,
+                             p0=p0, lam0=lam0, initial_layer=initial_layer, grid_convergence=grid_convergence)
+
+    def _run(self, T, dt, *, scheme, record_every, density_every, p0, lam0, initial_layer,
+             grid_convergence) -> KineticResult:
+        """The body of ``run`` (floating-point underflow silenced)."""
         if initial_layer is None:
             initial_layer = self.n is None
         if scheme not in ("euler", "trbdf2"):
@@ -426,6 +776,8 @@ class KineticSolver:
         rec = max(1, int(round((record_every or dt) / dt)))
         drec = max(1, int(round((density_every or T) / dt)))
         mass0 = p.sum(-1) * self.hv[..., 0]
+        self._audit = {"max_edge_mass": 0.0, "min_cells_per_sd": np.inf}
+        self._check_audit(p, 0.0)
         rows = []
         dens, dtimes = [p.copy()], [0.0]
         substeps = 0
@@ -446,6 +798,7 @@ class KineticSolver:
             t = k * dt
             if k % rec == 0 or k == nsteps:
                 record(t, p, lam)
+                self._check_audit(p, t)
                 r = rows[-1]
                 if not np.isfinite(r[5]) or r[6] > 1e-9:
                     raise KineticError(f"model {m.name!r}: invariant violated at t = {t:.4g}: mass error "
@@ -458,8 +811,51 @@ class KineticSolver:
                 "rank_W": int(self.U.shape[1]), "safeguard_substeps": substeps,
                 "roundoff_negative_mass_zeroed": self.clipped_mass,
                 "interval": {a: [float(self.x[ia][0] - self.h[ia] / 2), float(self.x[ia][-1] + self.h[ia] / 2)]
-                             for ia, a in enumerate(m.populations)}}
+                             for ia, a in enumerate(m.populations)},
+                "grid": self.grid.to_record(),
+                "grid_audit": {"max_edge_mass": self._audit["max_edge_mass"],
+                               "edge_mass_tolerance": EDGE_MASS_TOL,
+                               "edge_cells": max(1, self.nx // 64),
+                               "min_cells_per_sd": float(self._audit["min_cells_per_sd"]),
+                               "min_cells_per_sd_required": MIN_CELLS_PER_SD,
+                               "check": self.grid_check}}
+        gbar_, mean_, var_, lam_ = (np.array(c) for c in cols[1:5])
+        if grid_convergence:
+            info["grid_convergence"] = self._grid_convergence(
+                T, dt, scheme, record_every, density_every, p0, lam0, initial_layer,
+                {"mean": mean_, "variance": var_, "gbar": gbar_, "lambda": lam_})
         return KineticResult(m, "balanced" if self.n is None else "finite-n", self.n, self.pos, self.x,
                              np.array(cols[0]), np.array(cols[1]), np.array(cols[2]), np.array(cols[3]),
                              np.array(cols[4]), np.array(cols[5]), np.array(cols[6]), np.array(cols[7]),
                              np.array(dtimes), np.array(dens), shift, info)
+
+    def _grid_convergence(self, T, dt, scheme, record_every, density_every, p0, lam0, initial_layer,
+                          fine: dict) -> dict:
+        """The same run on nx/2 cells over the same intervals; max over records of |fine - coarse|."""
+        nc = self.nx // 2
+        out = {"nx": self.nx, "nx_coarse": nc}
+        if nc < NX_MIN:
+            return {**out, "skipped": f"nx/2 = {nc} < {NX_MIN}"}
+        if p0 is not None:
+            if self.nx % 2:
+                return {**out, "skipped": "p0 given on a grid of odd nx"}
+            p0 = np.asarray(p0, float)
+            p0 = np.broadcast_to(p0, (self.model.P, self.Npos, self.nx)).reshape(
+                self.model.P, self.Npos, nc, 2).mean(-1)
+        coarse = KineticSolver(self.model, npos=self.npos, nx=nc,
+                               interval=dict(zip(self.model.populations, self.grid.intervals)), n=self.n,
+                               init=self.init, grid_check="off")
+        try:
+            rc = coarse.run(T, dt, scheme=scheme, record_every=record_every, density_every=T,
+                            p0=p0, lam0=lam0, initial_layer=initial_layer, grid_convergence=False)
+        except (KineticError, NoConvergence, FloatingPointError) as exc:
+            return {**out, "failed": str(exc)}
+        coarse_q = {"mean": rc.mean, "variance": rc.variance, "gbar": rc.gbar, "lambda": rc.lam}
+        if coarse_q["mean"].shape != fine["mean"].shape:
+            return {**out, "skipped": "the coarse run recorded different times"}
+        diff = {k: float(np.max(np.abs(fine[k] - coarse_q[k]))) for k in fine}
+        final = {k: float(np.max(np.abs(fine[k][-1] - coarse_q[k][-1]))) for k in fine}
+        return {**out, "max_abs_diff": diff, "final_abs_diff": final,
+                "error_estimate": {k: v / 3.0 for k, v in diff.items()},
+                "note": "max over records, populations and positions of |Q(nx) - Q(nx/2)|; the error of "
+                        "the nx result is about a third of it (second order, Richardson)"}

@@ -23,8 +23,8 @@ def one_population(drift, diffusion, name="fp1"):
 
 
 def stationary_by_stepping(cm, interval, nx, T=200.0, dt=5.0):
-    ks = KineticSolver(cm, nx=nx, interval=interval)
-    res = ks.run(T, dt, scheme="euler", initial_layer=False)
+    ks = KineticSolver(cm, nx=nx, interval=interval, grid_check="off")     # coarse grids on purpose
+    res = ks.run(T, dt, scheme="euler", initial_layer=False, grid_convergence=False)
     return ks.x[0], res.density[-1][0, 0]
 
 
@@ -64,8 +64,8 @@ def test_sqrt_noise_at_a_wall_gamma_density():
     cm = one_population(lambda x: a - b * x, lambda x: s * sp.sqrt(x))
     errs = []
     for nx in (100, 200, 400):
-        ks = KineticSolver(cm, nx=nx, interval=(0.0, 12.0))
-        res = ks.run(200.0, 5.0, scheme="euler", initial_layer=False, p0=np.exp(-(ks.x[0] - 1.5) ** 2)[None, None])
+        ks = KineticSolver(cm, nx=nx, interval=(0.0, 12.0), grid_check="off")
+        res = ks.run(200.0, 5.0, scheme="euler", initial_layer=False, grid_convergence=False, p0=np.exp(-(ks.x[0] - 1.5) ** 2)[None, None])
         errs.append(abs(res.mean[-1, 0, 0] - a / b) + abs(res.variance[-1, 0, 0] - a * s ** 2 / (2 * b ** 2)))
         assert res.min_density.min() >= 0
     assert errs[-1] < 2e-3
@@ -84,7 +84,7 @@ def test_ou_transient_mean_and_variance(scheme, order):
     def moments(dt):
         ks = KineticSolver(cm, nx=400, interval=(-6, 6),
                            init=lambda x, a, j: np.exp(-0.5 * ((x - 1) / 0.3) ** 2))
-        res = ks.run(T, dt, scheme=scheme, initial_layer=False)
+        res = ks.run(T, dt, scheme=scheme, initial_layer=False, grid_convergence=False)
         return np.array([res.mean[-1, 0, 0], res.variance[-1, 0, 0]])
 
     ref = moments(1 / 640)
@@ -117,10 +117,13 @@ def test_ei_linear_balanced_limit_and_initial_layer():
 
 
 def test_ei_linear_finite_n_matches_design_values():
-    """DESIGN.md §4: finite-n McKean–Vlasov stationary means at n = 400 and 25600."""
+    """DESIGN.md §4: finite-n McKean–Vlasov stationary means at n = 400 and 25600.  Started from
+    the balanced-limit shifted density: from N(0, 1) the finite-n layer (duration ~1/(sqrt(n) |eig
+    W D|), 0.06 at n = 25600) is not resolved by dt = 0.1 and the unresolved step throws ~0.1 of
+    the mass against the end of the grid, which the grid audit refuses."""
     for n, want in ((400, (-1.045, -1.147)), (25600, (-0.736, -1.078))):
         ks = KineticSolver("ei_linear", nx=240, interval=(-6.5, 5.5), n=n)
-        res = ks.run(60.0, 0.1)
+        res = ks.run(60.0, 0.1, initial_layer=True)
         np.testing.assert_allclose(res.mean[-1, :, 0], want, atol=1.5e-3)
         assert res.residual.max() < 1e-9
 
@@ -128,8 +131,8 @@ def test_ei_linear_finite_n_matches_design_values():
 @pytest.mark.parametrize("name", [p.stem for p in model_files()])
 @pytest.mark.parametrize("n", [None, 1000])
 def test_mass_positivity_and_constraint_on_every_model(name, n):
-    ks = KineticSolver(name, npos=16, nx=128, interval=(-6, 6), n=n)
-    res = ks.run(4.0, 0.1)
+    ks = KineticSolver(name, npos=16, nx=128, interval=(-6, 6), n=n, grid_check="off")
+    res = ks.run(4.0, 0.1, grid_convergence=False)
     assert res.mass_error.max() < 1e-12
     assert res.min_density.min() >= 0
     assert res.residual.max() < 1e-10
@@ -164,9 +167,10 @@ def test_negative_density_is_detected_not_returned():
     """A grid far too coarse for a strongly advected density: the safeguard refines the step, and
     if even that fails an error names the time; never a negative density in the result."""
     cm = one_population(lambda x: -40 * x, lambda x: sp.Rational(1, 100))
-    ks = KineticSolver(cm, nx=20, interval=(-5, 5), init=lambda x, a, j: np.exp(-0.5 * (x - 3) ** 2))
+    ks = KineticSolver(cm, nx=20, interval=(-5, 5), init=lambda x, a, j: np.exp(-0.5 * (x - 3) ** 2),
+                       grid_check="off")
     try:
-        res = ks.run(1.0, 0.5, scheme="trbdf2", initial_layer=False)
+        res = ks.run(1.0, 0.5, scheme="trbdf2", initial_layer=False, grid_convergence=False)
     except KineticError as exc:
         assert "t =" in str(exc)
     else:
@@ -197,8 +201,8 @@ def test_nonlinear_stationary_states_converge_at_second_order(name, npos):
     want = np.concatenate([st.mean.ravel(), st.lam.ravel()])
     diffs = []
     for nx in (128, 256, 512):
-        ks = KineticSolver(name, npos=npos, nx=nx, interval=(-7.0, 6.0))
-        res = ks.run(100.0, 2.0, scheme="euler")
+        ks = KineticSolver(name, npos=npos, nx=nx, interval=(-7.0, 6.0), grid_check="off")
+        res = ks.run(100.0, 2.0, scheme="euler", grid_convergence=False)
         diffs.append(np.concatenate([res.mean[-1].ravel(), res.lam[-1].ravel()]) - want)
     errs = [np.abs(d).max() for d in diffs]
     rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
@@ -211,7 +215,7 @@ def test_cli_kinetic_writes_json_and_npz(tmp_path, capsys):
     import json
     from derive.cli import main
     js, npz = tmp_path / "k.json", tmp_path / "k.npz"
-    assert main(["solve", "ei_linear", "--kinetic", "--T", "5", "--dt", "0.1", "--nx", "128",
+    assert main(["solve", "ei_linear", "--kinetic", "--T", "5", "--dt", "0.1", "--nx", "512",
                  "--json", str(js), "--npz", str(npz)]) == 0
     out = capsys.readouterr().out
     assert "invariants" in out and "initial layer" in out
@@ -221,4 +225,6 @@ def test_cli_kinetic_writes_json_and_npz(tmp_path, capsys):
     assert len(rec["time_series"]["t"]) == len(rec["time_series"]["E"]["mean"])
     assert rec["invariants"]["max_mass_error"] < 1e-12
     arrays = np.load(npz)
-    assert arrays["density"].shape[-1] == 128 and arrays["density"].min() >= 0
+    assert arrays["density"].shape[-1] == 512 and arrays["density"].min() >= 0
+    assert rec["invariants"]["grid"]["min_cells_per_sd"] >= 10
+    assert rec["invariants"]["grid_convergence"]["nx_coarse"] == 256

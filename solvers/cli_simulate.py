@@ -48,7 +48,13 @@ def run(args) -> int:
     from .output import write_json
     from .particles import simulate
 
+    from .resources import check_simulation_memory
+
     params = dict(_param(t) for t in args.param)
+    from .feasibility import check_feasible
+    check_feasible(model_name(args.model), t=0.0, params=params or None)   # infeasible balance: refuse first
+    check_simulation_memory(args.model, args.n, args.T, args.dt, coupling=args.coupling,
+                            record_every=args.record_every, nbins=args.nbins, params=params or None)
     res = simulate(model_name(args.model), args.n, args.T, args.dt, seed=args.seed, scheme=args.scheme,
                    positions=args.positions, coupling=args.coupling, implicit=not args.explicit,
                    nbins=args.nbins, record_every=args.record_every, params=params or None,

@@ -60,11 +60,13 @@ def _fmt_theta(pos, i) -> str:
     return ",".join(f"{float(p[i]):.4f}" for p in pos)
 
 
-def print_stationary(res, file=None) -> None:
+def print_stationary(res, file=None, t=None) -> None:
     """A table per population and position (at most MAX_ROWS_PER_POPULATION positions, evenly
-    subsampled), then the fast-manifold eigenvalues per mode."""
+    subsampled), then the fast-manifold eigenvalues per mode.  t: the time of the frozen problem
+    (printed in the header when given)."""
     file = file or sys.stdout
     head = (f"{res.kind}: model {res.model.name}" + (f", n = {res.n:g}" if res.n is not None else "")
+            + (f", frozen at t = {t:g}" if t is not None else "")
             + (f", {res.lam.shape[1]} positions" if res.pos else ""))
     print(head, file=file)
     N = res.lam.shape[1]
@@ -84,16 +86,43 @@ def print_stationary(res, file=None) -> None:
           f"{res.iterations} Newton iterations", file=file)
 
 
+def time_dependence(model) -> list[str]:
+    """What of the model depends on t: e.g. ['input of E', 'drive of I'] (from the generated USES)."""
+    out = []
+    for a in model.populations:
+        if "t" in model.uses("drift", a):
+            out.append(f"drift of {a}")
+        if "t" in model.uses("input", a):
+            out.append(f"input of {a}")
+        if model.drive_time_dependent(a):
+            out.append(f"drive of {a}")
+    return out
+
+
 def run_stationary(args, model) -> int:
+    """Refuses a model whose drift, input or drive depends on t unless --t says at which time the
+    frozen (snapshot) problem is meant; checks feasibility (solvers.feasibility) first."""
+    from .feasibility import check_feasible
     from .output import write_json
     from .stationary import solve_balanced, solve_finite_n
+    t = args.t
+    deps = time_dependence(model)
+    if deps and t is None:
+        raise ValueError(f"model {model.name!r}: the {', the '.join(deps)} depend(s) on t, so a stationary "
+                         f"state exists only for the problem frozen at one time; give that time with --t T "
+                         f"(e.g. --t 0), or solve in time with --kinetic / --field")
+    t = 0.0 if t is None else float(t)
+    check_feasible(model, t=t, npos=args.npos)
     if args.n is None:
-        res = solve_balanced(model, npos=args.npos)
+        res = solve_balanced(model, npos=args.npos, t=t)
     else:
-        res = solve_finite_n(model, args.n, npos=args.npos)
-    print_stationary(res)
+        res = solve_finite_n(model, args.n, npos=args.npos, t=t)
+    print_stationary(res, t=t if (deps or args.t is not None) else None)
     if args.json:
-        write_json(args.json, res.to_record())
+        rec = res.to_record()
+        rec["t"] = t
+        rec["time_dependent"] = deps
+        write_json(args.json, rec)
         print(f"wrote {args.json}")
     return 0
 
@@ -149,6 +178,9 @@ def add_command(subparsers) -> None:
                    help="network size: solve the finite-n McKean-Vlasov equation (default: the balanced limit)")
     p.add_argument("--npos", type=int, default=None,
                    help="lattice positions per angle (default 64 on a ring, 32 on a torus; 1 without space)")
+    p.add_argument("--t", type=float, default=None, dest="t",
+                   help="--stationary: the time at which a time-dependent input/drive is frozen (required "
+                        "when the model depends on t; recorded as 't' in the JSON)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON (schema: solvers/output.py)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="override a model parameter")
     for mode in SOLVE_MODES.values():

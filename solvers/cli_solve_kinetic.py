@@ -15,7 +15,9 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("--kinetic options")
     g.add_argument("--T", type=float, default=20.0, help="end time (default 20)")
     g.add_argument("--dt", type=float, default=0.1, help="time step (default 0.1)")
-    g.add_argument("--nx", type=int, default=256, help="cells in x per population (default 256)")
+    g.add_argument("--nx", type=int, default=None,
+                   help="cells in x per population (>= 16; default: automatic, >= 20 cells per standard "
+                        "deviation of the densities, see solvers.kinetic.choose_grid)")
     g.add_argument("--xmin", type=float, default=None, help="x-interval lower end (default: automatic)")
     g.add_argument("--xmax", type=float, default=None, help="x-interval upper end (default: automatic)")
     g.add_argument("--scheme", choices=("trbdf2", "euler"), default="trbdf2", help="time stepping")
@@ -43,18 +45,44 @@ def print_kinetic(res, file=None) -> None:
                   file=file)
     print(f"invariants: max mass error {res.mass_error.max():.2e}, min density {res.min_density.min():.2e}, "
           f"max constraint residual {res.residual.max():.2e}", file=file)
+    g, au = res.info.get("grid"), res.info.get("grid_audit")
+    if g:
+        print("x-grid: " + "; ".join(
+            f"{a}: [{lo:.4g}, {hi:.4g}] {g['cells_per_sd'][a]:.3g} cells per sd (s = {g['effective_sd'][a]:.3g})"
+            for a, (lo, hi) in g["interval"].items()) + f", nx = {g['nx']}"
+            + (" (automatic)" if g["automatic_nx"] else ""), file=file)
+    if au:
+        print(f"grid audit: max mass in the outer {au['edge_cells']} cells {au['max_edge_mass']:.2e}, "
+              f"min cells per sd during the run {au['min_cells_per_sd']:.3g}", file=file)
+    gc = res.info.get("grid_convergence")
+    if gc and "max_abs_diff" in gc:
+        d = gc["max_abs_diff"]
+        print(f"grid convergence (nx = {gc['nx']} vs {gc['nx_coarse']}, max over time): "
+              + ", ".join(f"{k} {v:.2e}" for k, v in d.items()), file=file)
+    elif gc:
+        print(f"grid convergence: {gc.get('skipped') or gc.get('failed')}", file=file)
 
 
 def run(args, model) -> int:
-    from .kinetic import KineticSolver
+    from .feasibility import check_feasible
+    from .kinetic import NX_MIN, KineticSolver, choose_grid
     from .output import write_json
     interval = None
     if (args.xmin is None) != (args.xmax is None):
         raise ValueError("give both --xmin and --xmax, or neither")
     if args.xmin is not None:
+        if not args.xmin < args.xmax:
+            raise ValueError(f"--xmin must be below --xmax, got {args.xmin:g} and {args.xmax:g}")
         interval = (args.xmin, args.xmax)
-    ks = KineticSolver(model, npos=args.npos or (64 if model.pos_dim == 1 else 16), nx=args.nx,
-                       interval=interval, n=args.n)
+    if args.nx is not None and args.nx < NX_MIN:
+        raise ValueError(f"--nx must be at least {NX_MIN} (cells of the x-grid per population), got {args.nx}")
+    npos = args.npos or (64 if model.pos_dim == 1 else 16)
+    check_feasible(model, t=0.0, npos=npos)
+    grid = choose_grid(model, npos=npos, n=args.n, nx=args.nx, interval=interval)
+    from .resources import check_kinetic_run_memory
+    check_kinetic_run_memory(model, npos, grid.nx, args.T, args.dt, args.record_every)
+    ks = KineticSolver(model, npos=npos, nx=grid.nx, interval=dict(zip(model.populations, grid.intervals)),
+                       n=args.n)
     res = ks.run(args.T, args.dt, scheme=args.scheme, record_every=args.record_every)
     print_kinetic(res)
     if args.json:

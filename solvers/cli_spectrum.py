@@ -41,6 +41,8 @@ def run(args) -> int:
     if args.npos is not None and args.npos < 1:
         raise ValueError(f"--npos must be positive, got {args.npos}")
     model = CompiledModel(model_name(args.model), dict(_param(t) for t in args.param))
+    from .feasibility import check_feasible
+    check_feasible(model, t=0.0, npos=args.npos)          # infeasible balance: the same one-line diagnosis
     spec = spectrum(model, npos=args.npos, closure=args.closure)
     print_spectrum(spec, n=args.n)
     if args.json:

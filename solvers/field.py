@@ -857,6 +857,8 @@ def solve_field_command(args, model=None) -> int:
         return 2
     if model is None:
         model = CompiledModel(model_name(args.model), _params(getattr(args, "param", None)))
+    from .feasibility import check_feasible
+    check_feasible(model, t=0.0, npos=getattr(args, "npos", None))      # the same diagnosis as every command
     solver = FieldSolver(model, npos=getattr(args, "npos", None), closure=bool(getattr(args, "closure", False)))
     res = solver.run(T, getattr(args, "dt", None), record_every=getattr(args, "record_every", None),
                      initial_layer=not getattr(args, "no_initial_layer", False))

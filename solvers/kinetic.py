@@ -370,7 +370,8 @@ class KineticResult:
                   "populations": np.array(self.model.populations)}
         for ia, a in enumerate(self.model.populations):
             arrays[f"x_{a}"] = self.x[ia]
-        np.savez_compressed(path, **arrays)
+        from .atomic import atomic_savez
+        atomic_savez(path, **arrays)          # temporary file renamed into place: never half-written
 
 
 def gaussian_initial(mean=0.0, sd=1.0):

@@ -36,12 +36,12 @@ from .balance_errors import (DriveOutsideRange, GainRangeExceeded, InfeasibleBal
                              ManifoldNotAttracting, NoConvergence, StationaryError, format_eigenvalues)
 from .compiled import CompiledModel
 from .density1d import DensityFamily, DensityStats, densities_for
+from .feasibility import DRIVE_RTOL, check_demanded, check_drive  # noqa: F401  (DRIVE_RTOL: re-exported)
 from .lattice_coupling import LatticeCoupling
 from .output import state_record
 
 DEFAULT_NPOS = {"point": 1, "ring": 64, "torus2": 32}
 TOL = 1e-12                 # max-norm of the (projected) balance residual at convergence
-DRIVE_RTOL = 1e-9           # h is outside Range(W) when its distance exceeds DRIVE_RTOL * rms(h)
 STEP_LIMIT = 10.0           # Newton steps move lambda by at most STEP_LIMIT / sd(U1) per position
 STALL_WINDOW = 25          # Newton gives up when 25 iterations did not halve the residual
 SATURATION_RTOL = 1e-8      # gbar this close (relative to the range) to an end of the gain's range
@@ -219,44 +219,14 @@ def _npos(model, npos):
 # ---- feasibility checks -------------------------------------------------------------------------
 
 def _check_drive(sy: _System):
-    res, res_span, hrms = sy.cpl.drive_outside_range()
-    if res > DRIVE_RTOL * hrms and res > 1e-300:
-        raise DriveOutsideRange(
-            f"model {sy.model.name!r}: h is outside Range(W), no balanced state exists: the part of h "
-            f"that W gbar cannot cancel has rms {res:.6g} over the lattice (h itself: rms {hrms:.6g}; "
-            f"part outside span psi from drive_residual: rms {res_span:.6g}; rank of W: {sy.cpl.rank})",
-            res, res_span)
+    """DriveOutsideRange (solvers.feasibility.check_drive on the system's lattice)."""
+    check_drive(sy.cpl)
 
 
 def _check_demanded(sy: _System):
-    """When B has full column rank the moments mu = <chi, gbar> are fixed by B mu = -H.  A constant
-    chi atom then fixes the spatial mean of gbar_b (on a point: gbar_b itself); a non-separable
-    (lattice) kernel fixes gbar_b at every lattice point.  Each must lie strictly inside the gain's
-    range."""
-    cpl, model = sy.cpl, sy.model
-    mu = cpl.demanded_moments()
-    if mu is None:
-        return
-    ranges = sy.gain_ranges()
-    for b, pop in enumerate(model.populations):
-        lo, hi = ranges[b]
-        checks = []
-        if cpl.separable:
-            for l in range(cpl.L):
-                c = cpl.Chi[l]
-                if abs(c[0]) > 0 and np.ptp(c) <= 1e-12 * abs(c[0]):
-                    where = ("the point (no space)" if not cpl.pos else "the spatial mean over positions")
-                    checks.append((mu[b, l] / c[0], float(np.mean(lo)), float(np.mean(hi)), where, None))
-        else:
-            for i in range(cpl.N):
-                checks.append((mu[b, i], float(lo[i]), float(hi[i]), sy.position_label(i), sy.position(i)))
-        for dem, rlo, rhi, where, position in checks:
-            width = rhi - rlo if math.isfinite(rhi - rlo) else 1.0
-            if not (rlo + 1e-12 * width < dem < rhi - 1e-12 * width):
-                raise GainRangeExceeded(
-                    f"model {model.name!r}: balance demands gbar_{pop} = {dem:.6g} at {where}, outside "
-                    f"the range of the gain g_{pop}, [{rlo:.6g}, {rhi:.6g}] (estimated over the domain); "
-                    f"no balanced state exists", pop, position, float(dem), (rlo, rhi))
+    """GainRangeExceeded when balance fixes an activity outside the gain's range
+    (solvers.feasibility.check_demanded, with the ranges the system has already sampled)."""
+    check_demanded(sy.cpl, sy.gain_ranges())
 
 
 def _diagnose_failure(sy: _System, aux, residual: float, iterations: int, what: str):

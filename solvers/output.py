@@ -136,8 +136,8 @@ def check_output_args(args) -> None:
     seen = {}
     for attr, (flag, kind) in OUTPUT_OPTIONS.items():
         value = getattr(args, attr, None)
-        if value is None or value is False:
-            continue
+        if value is None or value is False or (kind == "dir" and value == ""):
+            continue                    # --plots "": no figures (balkin demo, verify)
         if kind == "file":
             check_output_file(value, flag)
         else:

@@ -130,3 +130,14 @@ def test_simulation_check_from_model_name(monkeypatch):
     assert 0 < need < 2 ** 30
     with pytest.raises(resources.InsufficientMemory, match="2,000,000,000,000 neurons"):
         resources.check_simulation_memory("ring_ei", 10 ** 12, 1.0, 0.1)
+
+
+def test_empty_plots_means_no_figures_but_empty_json_is_refused():
+    class A:
+        plots = ""
+    check_output_args(A())                                   # balkin demo --plots "": no figures
+
+    class B:
+        json = ""
+    with pytest.raises(OutputPathError, match="empty"):
+        check_output_args(B())

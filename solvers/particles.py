@@ -92,6 +92,7 @@ from .compiled import CompiledModel
 from .coupling import bin_index, field_at, make_coupling
 from .exponential import DEFAULT_TOL, accurate_z, phi_functions
 from .output import state_record
+from .resources import check_particles_memory
 
 
 #: The step is audited against the fast spectrum (current gain slopes) every this many steps.
@@ -381,6 +382,9 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     for p, s in zip(pops, sizes):
         if s < 1:
             raise ValueError(f"population {p!r} gets round(alpha n) = {s} neurons at n = {n}; increase n")
+    # refuse before allocating when the machine cannot hold the run (InsufficientMemory)
+    check_particles_memory(sizes, m, q, coupling, K=cm.K, L=cm.L, pos_dim=cm.pos_dim,
+                           nrec=min(nsteps, 10000), nbins_total=cm.n_positions(nbins or 16))
     rng = np.random.default_rng(seed)
 
     # positions, initial states

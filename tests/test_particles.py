@@ -469,3 +469,10 @@ def test_ei_linear_n400_matches_design_illustration(ei_linear):
     av = res.time_average(20.0, nbatch=20)
     target = np.array([-1.045, -1.147])
     assert np.all(np.abs(av["mean"][:, 0] - target) < 5 * av["mean_se"][:, 0] + 0.03), av
+
+
+def test_simulate_refuses_a_run_that_does_not_fit_in_memory(ei_linear):
+    """The memory estimate comes before any allocation (issue 14): 10^12 neurons are refused at once."""
+    from solvers.resources import InsufficientMemory
+    with pytest.raises(InsufficientMemory, match="nothing was allocated"):
+        simulate(ei_linear, 10 ** 12, 1.0, 0.01)

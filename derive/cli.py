@@ -61,10 +61,11 @@ def cmd_derive(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
+    grid = {"nx": args.nx, "xmin": args.xmin, "xmax": args.xmax}
     if args.quick:
         return run_demo(sizes=(200, 800), seeds=2, T=4.0, t0=1.5, plots=args.plots,
-                        quiet_derivation=True)
-    return run_demo(plots=args.plots)
+                        quiet_derivation=True, **grid)
+    return run_demo(plots=args.plots, **grid)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="derive, generate, solve and verify ring_ei (about a minute)")
     m.add_argument("--plots", default="balkin-demo", help="folder for the figures (default balkin-demo/)")
     m.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a verification)")
+    m.add_argument("--nx", type=int, default=None,
+                   help="kinetic x-grid cells (default: automatic, >= 20 cells per standard deviation)")
+    m.add_argument("--xmin", type=float, default=None, help="kinetic x-interval start (with --xmax)")
+    m.add_argument("--xmax", type=float, default=None, help="kinetic x-interval end (with --xmin)")
     m.set_defaults(func=cmd_demo)
     try:
         from solvers.commands import register  # solver sub-commands (no SymPy at import)

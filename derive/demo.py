@@ -11,8 +11,9 @@ from pathlib import Path
 
 
 def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, t0=None,
-             plots="balkin-demo", quiet_derivation=False, out=print) -> int:
-    """Run the pipeline; sizes, seeds, T, t0 default to those of `balkin verify`."""
+             plots="balkin-demo", quiet_derivation=False, out=print, nx=None, xmin=None, xmax=None) -> int:
+    """Run the pipeline; sizes, seeds, T, t0 default to those of `balkin verify`; nx, xmin, xmax: the
+    kinetic x-grid (None: automatic, solvers.kinetic.choose_grid), used by the kinetic runs and verify."""
     from solvers.compiled import CompiledModel
     from solvers.kinetic import KineticSolver
     from solvers.loading import load_generated
@@ -23,6 +24,9 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, 
     from .derivation import derive, render
     from .loader import load_model, project_root, relative_path
 
+    if (xmin is None) != (xmax is None):
+        raise ValueError(f"give both --xmin and --xmax or neither (got {xmin}, {xmax})")
+    interval = None if xmin is None else (float(xmin), float(xmax))
     dflt = VerifySettings()
     sizes = dflt.sizes if sizes is None else sizes
     seeds = dflt.seeds if seeds is None else seeds
@@ -58,9 +62,11 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, 
 
     out("== 4. kinetic equation from x ~ N(0, 1): balanced limit and finite n = 1000")
     for n in (None, 1000):
-        ks = KineticSolver(cm, npos=16, nx=192, n=n)
+        ks = KineticSolver(cm, npos=16, nx=nx, n=n, interval=interval)
         res = ks.run(T, 0.05)
         label = "balanced limit" if n is None else f"finite n = {n}"
+        out(f"  {label}: x-grid " + ", ".join(f"{a} [{lo:.3g}, {hi:.3g}]" for a, (lo, hi) in
+                                              zip(cm.populations, ks.grid.intervals)) + f", {ks.nx} cells")
         out(f"  {label}: mean at theta = 0 at t = {T:g}: "
             + ", ".join(f"{a} {res.mean[-1, ia, 0]:.4f}" for ia, a in enumerate(cm.populations))
             + f"; mass error {res.mass_error.max():.1e}, constraint residual {res.residual.max():.1e}")
@@ -73,7 +79,8 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, 
             + ", ".join(f"{a} {fr.mean[-1, ia, 0]:.4f}" for ia, a in enumerate(cm.populations)))
 
     out(f"== 6. verify against particle simulations: n = {list(sizes)}, {seeds} seeds each")
-    rep = verify(cm, VerifySettings(sizes=tuple(sizes), seeds=seeds, T=T, t0=t0), progress=None)
+    rep = verify(cm, VerifySettings(sizes=tuple(sizes), seeds=seeds, T=T, t0=t0, nx=nx, xmin=xmin, xmax=xmax),
+                 progress=None)
     import io
     buf = io.StringIO()
     print_report(rep, file=buf)

@@ -1,5 +1,5 @@
 """`balkin verify MODEL [--sizes N,N,N] [--seeds S] [--T T] [--t0 T0] [--dt DT] [--nbins B]
-[--unstable] [--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL.
+[--nx NX] [--xmin A --xmax B] [--unstable] [--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL.
 Sizes whose finite-n state is unstable fail (or, with --unstable, are tested by frequency and growth)."""
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ def add_command(subparsers) -> None:
     p.add_argument("--dt", type=float, default=d.dt, help=f"particle time step (default {d.dt:g}; runs use dt "
                                                           "and 2 dt for Richardson extrapolation)")
     p.add_argument("--nbins", type=int, default=d.nbins, help=f"position bins on the ring (default {d.nbins})")
+    p.add_argument("--nx", type=int, default=None,
+                   help="kinetic x-grid cells (default: automatic, >= 20 cells per standard deviation)")
+    p.add_argument("--xmin", type=float, default=None, help="kinetic x-interval start (with --xmax; default automatic)")
+    p.add_argument("--xmax", type=float, default=None, help="kinetic x-interval end (with --xmin)")
     p.add_argument("--unstable", action="store_true",
                    help="test sizes at which the finite-n state is unstable by the frequency and growth of "
                         "the unstable mode (default: such sizes fail verify)")
@@ -39,7 +43,7 @@ def run(args) -> int:
     if not sizes or min(sizes) < 1:
         raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
     s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins,
-                       unstable=args.unstable)
+                       unstable=args.unstable, nx=args.nx, xmin=args.xmin, xmax=args.xmax)
     report = verify(model_name(args.model), s)
     print_report(report)
     if args.json:

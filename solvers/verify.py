@@ -60,7 +60,9 @@ class VerifySettings:
     dt: float = 0.01
     nbins: int = 8
     nbatch: int = 5
-    nx: int = 192
+    nx: int | None = None          # kinetic x-grid cells: None = automatic (solvers.kinetic.choose_grid)
+    xmin: float | None = None      # kinetic x-interval (both or neither): None = automatic
+    xmax: float | None = None
     kinetic_dt: float = 0.05
     bootstrap: int = 400
     unstable: bool = False         # test unstable sizes (frequency and growth) instead of failing them
@@ -129,12 +131,19 @@ def _window_weights(times, t0):
     return sel, wt / wt.sum()
 
 
+def _interval(s: VerifySettings):
+    """The kinetic x-interval of the settings: None (automatic) or (xmin, xmax)."""
+    if (s.xmin is None) != (s.xmax is None):
+        raise ValueError(f"give both xmin and xmax or neither (got xmin = {s.xmin}, xmax = {s.xmax})")
+    return None if s.xmin is None else (float(s.xmin), float(s.xmax))
+
+
 def _kinetic_window(cm, n, s: VerifySettings, initial_layer=None):
     """Kinetic run from the particles' initial distribution; window averages over [t0, T] per bin,
     the final density averaged over each bin, and the x-grid."""
     from .kinetic import KineticSolver
     npos = s.nbins * SUB if cm.pos_dim else 1
-    ks = KineticSolver(cm, npos=npos, nx=s.nx, n=n)
+    ks = KineticSolver(cm, npos=npos, nx=s.nx, n=n, interval=_interval(s))
     res = ks.run(s.T, s.kinetic_dt, record_every=s.kinetic_dt, initial_layer=initial_layer)
     sel, wt = _window_weights(res.times, s.t0)
 
@@ -205,12 +214,19 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
         raise ValueError(f"need 0 <= t0 < T, got t0 = {s.t0}, T = {s.T}")
     if s.seeds < 2:
         raise ValueError("verify needs at least 2 seeds for standard errors")
+    _interval(s)
+    if s.nx is not None:
+        from .kinetic import _check_nx
+        _check_nx(s.nx)
     nbins = s.nbins if cm.pos_dim else 1
     s.nbins = nbins
     P = cm.P
     t_start = time.perf_counter()
     timings = {}
 
+    # ---- feasibility of the balance (the same diagnosis as every other command), then stability
+    from .feasibility import check_feasible
+    check_feasible(pm)
     # ---- stability of the finite-n state at every tested size (DESIGN.md §4b)
     from .verify_stability import finite_n_stability, oscillation_check
     stab = finite_n_stability(pm, s.sizes, s.nbins * SUB if cm.pos_dim else None)

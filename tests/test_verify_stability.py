@@ -79,3 +79,47 @@ def test_cli_verify_unstable_flag(capsys):
     assert main(["verify", "ring_unstable", "--sizes", "6400", "--seeds", "3", "--unstable"]) == 0
     out = capsys.readouterr().out
     assert "PASS oscillation n=6400" in out
+
+
+def test_verify_and_demo_take_the_kinetic_grid():
+    """verify and demo choose the kinetic grid the way solve --kinetic does (automatic by default),
+    and accept --nx / --xmin / --xmax; a grid that cannot resolve the density is refused before any
+    particle run."""
+    from solvers.kinetic import GridError
+    from solvers.verify import _kinetic_window
+    s = VerifySettings(sizes=(400,), T=1.0, t0=0.5, nx=300, xmin=-7.0, xmax=5.0)
+    w = _kinetic_window(CompiledModel("ei_linear"), 400, s)
+    for x in w["x"]:
+        assert len(x) == 300 and x[0] == pytest.approx(-7.0 + 6.0 / 300) and x[-1] == pytest.approx(5.0 - 6.0 / 300)
+    with pytest.raises(GridError, match="cells per"):
+        verify("ei_linear", VerifySettings(sizes=(400,), nx=20, xmin=-30.0, xmax=30.0), progress=False)
+    with pytest.raises(ValueError, match="both"):
+        verify("ei_linear", VerifySettings(sizes=(400,), xmin=-3.0), progress=False)
+
+
+def test_cli_grid_flags(capsys):
+    from derive.cli import build_parser, main
+    assert main(["verify", "ei_linear", "--sizes", "400", "--nx", "8"]) == 2
+    assert "16" in capsys.readouterr().err
+    args = build_parser().parse_args(["demo", "--quick", "--nx", "400", "--xmin", "-6", "--xmax", "4"])
+    assert (args.nx, args.xmin, args.xmax) == (400, -6.0, 4.0)
+
+
+def test_verify_diagnoses_infeasible_balance_like_every_command(monkeypatch, capsys):
+    """verify runs the same feasibility check first (issue 9, item 5): population, demanded activity
+    and the gain's range, one line, exit status 2."""
+    import sys
+
+    from derive.cli import main
+    from solvers.balance_errors import GainRangeExceeded
+    from test_feasibility import H3, W3
+    x = sp.Symbol("x")
+    model = Model(name="ei3_infeasible_v", state=[x], space=Point(),
+                  populations=[Population(a, drift=-x, diffusion=1, gain=Phi(x), drive=H3[a])
+                               for a in ("E", "I1", "I2")], kernel=W3)
+    monkeypatch.setitem(sys.modules, f"generated.{model.name}", compile_module(model))
+    with pytest.raises(GainRangeExceeded, match="gbar_I1 = 1 "):
+        verify(model.name, VerifySettings(sizes=(400,)), progress=False)
+    assert main(["verify", model.name, "--sizes", "400"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "I1" in err[0] and "[0, 1]" in err[0]

@@ -351,10 +351,21 @@ def _assemble(model, d, w, model_path, recorded_path):
 
 
 def write_generated(model, model_path, out_dir) -> Path:
-    """Write out_dir/NAME.py; returns its path."""
+    """Write out_dir/NAME.py atomically (a temporary file in the same folder, renamed into place, so an
+    existing module stays intact until the new one is complete); returns its path."""
+    import os
+    import tempfile
     text = generate_source(model, model_path)
     out = Path(out_dir) / f"{model.name}.py"
-    out.write_text(text)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return out
 
 

@@ -47,7 +47,8 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, 
     if target.exists() and target.read_text() == src:
         out(f"{target} is fresh (byte-identical regeneration)")
     else:
-        target.write_text(src)
+        from solvers.atomic import atomic_write_text
+        atomic_write_text(target, src)
         out(f"wrote {target}")
     load_generated(model.name)
     cm = CompiledModel(model.name)

@@ -13,7 +13,7 @@ Model 'ei_multiplicative': state ['x'], space Point(), noise ito, synaptic input
 """
 # balkin model hash (canonical form): 54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201
 # balkin model source hash (sha256): 650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2
-# balkin generator version 1, hash 6f7ef1a93ac925e2b71f88caa12f66d7e8ec06cef635fde6701b9831e41b22b4
+# balkin generator version 1, hash 3144847d4d9ac9afa15f9035d806937450d294fe2b3fdfa76052f0ec76a7937a
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_multiplicative.py'
 MODEL_HASH = '54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201'
 MODEL_SOURCE_HASH = '650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '6f7ef1a93ac925e2b71f88caa12f66d7e8ec06cef635fde6701b9831e41b22b4'
+GENERATOR_HASH = '3144847d4d9ac9afa15f9035d806937450d294fe2b3fdfa76052f0ec76a7937a'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

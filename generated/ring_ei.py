@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash 6f7ef1a93ac925e2b71f88caa12f66d7e8ec06cef635fde6701b9831e41b22b4
+# balkin generator version 1, hash 3144847d4d9ac9afa15f9035d806937450d294fe2b3fdfa76052f0ec76a7937a
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '6f7ef1a93ac925e2b71f88caa12f66d7e8ec06cef635fde6701b9831e41b22b4'
+GENERATOR_HASH = '3144847d4d9ac9afa15f9035d806937450d294fe2b3fdfa76052f0ec76a7937a'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -54,6 +54,16 @@ def print_kinetic(res, file=None) -> None:
     if au:
         print(f"grid audit: max mass in the outer {au['edge_cells']} cells {au['max_edge_mass']:.2e}, "
               f"min cells per sd during the run {au['min_cells_per_sd']:.3g}", file=file)
+    sa = res.info.get("step_audit")
+    if sa and res.n:
+        line = (f"step audit (finite-n fast modes): max |dt nu| {sa['max_z']:.3g} (accurate up to "
+                f"{sa['z_accurate']:.3g})")
+        if sa["transient"] > 0:
+            line += (f"; fast modes not resolved: results before t = {sa['transient']:.3g} are not accurate "
+                     f"(the unresolved transient), later ones are")
+        if sa["unresolved_growing"]:
+            line += "; WARNING: a growing fast mode is not resolved (step check off): the run damps it"
+        print(line, file=file)
     gc = res.info.get("grid_convergence")
     if gc and "max_abs_diff" in gc:
         d = gc["max_abs_diff"]

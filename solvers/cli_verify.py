@@ -1,5 +1,5 @@
 """`balkin verify MODEL [--sizes N,N,N] [--seeds S] [--T T] [--t0 T0] [--dt DT] [--nbins B]
-[--nx NX] [--xmin A --xmax B] [--unstable] [--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL.
+[--kinetic-dt DT] [--nx NX] [--xmin A --xmax B] [--unstable] [--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL.
 Sizes whose finite-n state is unstable fail (or, with --unstable, are tested by frequency and growth)."""
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--t0", type=float, default=d.t0, help=f"averaging window start (default {d.t0:g})")
     p.add_argument("--dt", type=float, default=d.dt, help=f"particle time step (default {d.dt:g}; runs use dt "
                                                           "and 2 dt for Richardson extrapolation)")
+    p.add_argument("--kinetic-dt", type=float, default=d.kinetic_dt,
+                   help=f"kinetic solver time step (default {d.kinetic_dt:g}; at finite n it must resolve "
+                        "growing fast modes, and the transient of unresolved decaying ones must end before t0)")
     p.add_argument("--nbins", type=int, default=d.nbins, help=f"position bins on the ring (default {d.nbins})")
     p.add_argument("--nx", type=int, default=None,
                    help="kinetic x-grid cells (default: automatic, >= 20 cells per standard deviation)")
@@ -43,7 +46,7 @@ def run(args) -> int:
     if not sizes or min(sizes) < 1:
         raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
     s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins,
-                       unstable=args.unstable, nx=args.nx, xmin=args.xmin, xmax=args.xmax)
+                       unstable=args.unstable, kinetic_dt=args.kinetic_dt, nx=args.nx, xmin=args.xmin, xmax=args.xmax)
     report = verify(model_name(args.model), s)
     print_report(report)
     if args.json:

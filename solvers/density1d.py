@@ -310,9 +310,12 @@ class DensityFamily:
     False forces the quadrature path; True demands the closed form."""
 
     def __init__(self, model, pop: str, pos=(), t: float = 0.0, *, closed_form: bool | None = None):
-        if model.m != 1 or not model.has("log_sigma2", pop) or not model.has("potential_integrand", pop):
+        if model.m != 1:
             raise DensityError(f"model {model.name!r}, population {pop}: the stationary density needs "
                                f"a one-dimensional state (m = 1); this model has m = {model.m}")
+        if not model.has("log_sigma2", pop) or not model.has("potential_integrand", pop):
+            why = getattr(model.module, "STATIONARY_SKIPPED", {}).get(pop, "no stationary potential was generated")
+            raise DensityError(f"model {model.name!r}, population {pop}: no stationary density: {why}")
         available = bool(model.module.STATIONARY_CLOSED_FORM.get(pop, False)) and model.has("potential", pop)
         if closed_form is None:
             closed_form = available

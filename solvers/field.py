@@ -144,7 +144,8 @@ class FieldResult:
                   "approximation": np.array(self.approximation)}
         if self.shift is not None:
             arrays["shift"] = self.shift
-        np.savez_compressed(path, **arrays)
+        from .atomic import atomic_savez
+        atomic_savez(path, **arrays)          # temporary file renamed into place: never half-written
 
 
 @dataclass

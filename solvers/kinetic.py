@@ -24,6 +24,20 @@ with a positivity safeguard: a step that produces a negative density is redone a
 (implicit Euler), down to dt / 2^8, else an error is raised.  Negatives at roundoff level
 (|p| < 1e-13 max p) are set to zero and their total mass is reported.
 
+Fast modes at finite n (``fast_rates``, the step audit).  Linearised about the current density, the
+imbalance W gbar + h relaxes with the eigenvalues nu of the finite-n fast matrix
+diag(<f'>) + sqrt(n) W diag(<g'>) on the admissible directions (DESIGN.md §4b).  The end-of-step
+multiplier treats them like implicit Euler, amplification R(z) = 1 / (1 - z) per step, z = dt nu:
+stable at any dt, but accurate (rate error |z|/2 <= STEP_TOL) only for |z| <= 2 STEP_TOL.  Every
+record audits dt against nu at the current density:
+  * |z| <= 2 STEP_TOL: resolved;
+  * Re nu < 0, |z| larger: the mode is not resolved but decays, in the equation and in the scheme;
+    its error is confined to a transient of length  ln(1 / STEP_TOL) max(1 / |Re nu|, dt / ln|1 - z|)
+    from the start of the run (from wherever the mode is excited), reported in
+    info["step_audit"]["transient"]; a transient as long as the run is refused;
+  * Re nu >= 0 and |z| larger: a growing or undamped mode that the step would damp: refused
+    (KineticStepTooCoarse, with the largest accurate dt) under step_check="refuse".
+
 Initial layer (balanced mode): an initial density off the manifold is first shifted,
 x -> x + delta(theta) with delta in Range(W), to the end point of the fast flow
 d delta/ds = W gbar(p0 shifted by delta) + h  (then polished by Newton on the discrete constraint).
@@ -71,12 +85,22 @@ CELLS_PER_SD = 20           # automatic grids: cells per effective standard devi
 MIN_CELLS_PER_SD = 10       # any grid (given or automatic), at construction and during the run
 RUN_SLACK = 0.95            # during the run s is estimated on the grid itself (O(h^2) low): 5 % slack
 TAIL_MASS = 1e-12           # mass allowed beyond each end of the automatic interval (per density)
+STEP_TOL = 0.02             # finite n: relative error per step allowed in a resolved fast mode
 EDGE_MASS_TOL = 1e-6        # mass allowed in the outer cells of a non-wall side during the run (a
                             # truncation below the ~1e-4 relative moment error of 20 cells per sd)
 
 
 class KineticError(RuntimeError):
     """Numerical trouble in the kinetic solver (negative density, NaN, constraint drift)."""
+
+
+class KineticStepTooCoarse(KineticError):
+    """At finite n, dt does not resolve a growing (or undamped) fast mode of the imbalance: the
+    implicit coupling would damp it.  Carries dt, the largest accurate dt, t and the eigenvalue nu."""
+
+    def __init__(self, message, dt, dt_accurate, t, nu):
+        super().__init__(message)
+        self.dt, self.dt_accurate, self.t, self.nu = dt, dt_accurate, t, nu
 
 
 class GridError(KineticError):
@@ -224,6 +248,13 @@ def choose_grid(model, *, npos: int | None = None, n: float | None = None, init=
         if init is None:
             m0, sd0 = _gaussian_init(m, a)
             cands.append((m0 - z * abs(sd0), m0 + z * abs(sd0), abs(sd0), f"initial N({m0:g}, {sd0:g}^2)"))
+            if st is not None:
+                # the initial density travels to the stationary one: the initial-layer shift, or at
+                # finite n a fast ringing that can overshoot it (DESIGN.md §3); allow twice the shift
+                d = np.asarray(st.mean[ia], float) - m0
+                cands.append((m0 + min(0.0, 2 * float(d.min())) - z * abs(sd0),
+                              m0 + max(0.0, 2 * float(d.max())) + z * abs(sd0), abs(sd0),
+                              "initial density on its way to the stationary state"))
         if given is not None:
             lo, hi = given[ia]
         else:
@@ -392,11 +423,13 @@ class KineticSolver:
     equation.  grid_check: "refuse" (default) raises GridError for a grid with fewer than
     MIN_CELLS_PER_SD cells per effective sd, or when the mass reaches the outer cells during the run;
     "off" records the same numbers (info["grid"], info["grid_audit"]) without refusing (convergence
-    studies on deliberately coarse grids).
+    studies on deliberately coarse grids).  step_check: at finite n, "refuse" (default) raises
+    KineticStepTooCoarse when dt cannot resolve a growing fast mode (module docstring); "off" only
+    records the audit in info["step_audit"].
     """
 
     def __init__(self, model, *, npos: int = 32, nx: int | None = None, interval=None, n: float | None = None,
-                 params=None, init=None, grid_check: str = "refuse"):
+                 params=None, init=None, grid_check: str = "refuse", step_check: str = "refuse"):
         self.model = model if isinstance(model, CompiledModel) else CompiledModel(model, params)
         m = self.model
         if m.m != 1:
@@ -408,6 +441,9 @@ class KineticSolver:
         if grid_check not in ("refuse", "off"):
             raise ValueError(f"grid_check must be 'refuse' or 'off', got {grid_check!r}")
         self.grid_check = grid_check
+        if step_check not in ("refuse", "off"):
+            raise ValueError(f"step_check must be 'refuse' or 'off', got {step_check!r}")
+        self.step_check = step_check
         self.npos = npos
         self.pos = m.grid(npos)
         self.Npos = m.n_positions(npos)
@@ -508,6 +544,81 @@ class KineticSolver:
                 f"h = {self.h[ia]:.3g} on [{lo:.4g}, {hi:.4g}]), below {MIN_CELLS_PER_SD}: the grid no "
                 f"longer resolves it.  Use a larger --nx (KineticSolver(nx=...)) or a narrower "
                 f"--xmin/--xmax")
+
+    # ---- fast modes at finite n -------------------------------------------------------------
+    def _drift_slope(self, t: float) -> np.ndarray:
+        """d f / d x at the cell centres, (P, Npos, Nx), by central differences (cached when static)."""
+        if self.static and getattr(self, "_fslope", None) is not None:
+            return self._fslope
+        m = self.model
+        out = np.empty((m.P, self.Npos, self.nx))
+        th = tuple(p[:, None] for p in self.pos)
+        for ia, a in enumerate(m.populations):
+            x = self.x[ia][None, :]
+            hs = 1e-5 * (1.0 + np.abs(x))
+            with np.errstate(all="ignore"):
+                fp = np.asarray(m.call("drift", a, x + hs, *th, t)[m.e], float)
+                fm = np.asarray(m.call("drift", a, x - hs, *th, t)[m.e], float)
+            sl = np.broadcast_to((fp - fm) / (2 * hs), (self.Npos, self.nx))
+            out[ia] = np.where(np.isfinite(sl), sl, 0.0)
+        if self.static:
+            self._fslope = out
+        return out
+
+    def fast_rates(self, p, t: float) -> np.ndarray:
+        """Eigenvalues nu of the finite-n fast matrix  diag(<f'>) + sqrt(n) W diag(<g'>)  restricted to
+        the admissible multiplier directions U (DESIGN.md §4b), at the densities p and time t:
+        the rates (Re) and angular frequencies (Im) with which a shift of the densities, and so the
+        imbalance, relaxes.  <g'> = integral g' p is taken as sum_i (g_{i+1} - g_i)(p_i + p_{i+1})/2
+        over the faces.  Empty in the balanced mode or when W = 0."""
+        if self.n is None:
+            return np.zeros(0, complex)
+        _, U = self._basis(t)
+        if U.shape[1] == 0:
+            return np.zeros(0, complex)
+        D = np.sum(np.diff(self.g, axis=-1) * 0.5 * (p[..., 1:] + p[..., :-1]), axis=-1)   # (P, Npos)
+        J = np.sum(self._drift_slope(t) * p, axis=-1) * self.hv[..., 0]
+        M = U.T @ (J.reshape(-1, 1) * U + np.sqrt(self.n) * (self.W @ (D.reshape(-1, 1) * U)))
+        return np.linalg.eigvals(M)
+
+    def _check_step(self, p, t: float, dt: float, T: float):
+        """The step audit at time t (module docstring): update self._step_audit; refuse under
+        step_check="refuse" when dt cannot resolve a growing mode or its transient spans the run."""
+        nu = self.fast_rates(p, t)
+        au = self._step_audit
+        if nu.size == 0:
+            return
+        z_acc = au["z_accurate"]
+        k = int(np.argmax(np.abs(nu)))
+        au["max_z"] = max(au["max_z"], float(dt * abs(nu[k])))
+        if au["max_z"] == float(dt * abs(nu[k])):
+            au["nu_at_max_z"] = [float(nu[k].real), float(nu[k].imag)]
+        m = self.model
+        for v in nu:
+            z = dt * v
+            if abs(z) <= z_acc:
+                continue
+            dt_ok = z_acc / abs(v)
+            txt = (f"model {m.name!r}: at t = {t:.6g} the finite-n fast matrix diag(<f'>) + sqrt(n) W D "
+                   f"(n = {self.n:g}) has the eigenvalue nu = {v.real:.6g}{v.imag:+.6g}i, and dt = {dt:g} "
+                   f"gives |dt nu| = {abs(z):.3g} > {z_acc:.3g}, the accurate limit of the implicit coupling "
+                   f"step")
+            if v.real >= 0:
+                if self.step_check == "refuse":
+                    raise KineticStepTooCoarse(
+                        f"{txt}: this mode grows (Re nu >= 0) and the step would damp it.  The largest "
+                        f"accurate dt is {dt_ok:.4g}; use --dt {dt_ok:.4g} (KineticSolver.run(dt=...)) or "
+                        f"smaller", dt, dt_ok, t, complex(v))
+                au["unresolved_growing"] = True
+                continue
+            tr = np.log(1.0 / STEP_TOL) * max(1.0 / abs(v.real), dt / np.log(abs(1.0 - z)))
+            if tr > au["transient"]:
+                au["transient"], au["nu_transient"] = float(tr), [float(v.real), float(v.imag)]
+            if tr >= T and self.step_check == "refuse":
+                raise KineticStepTooCoarse(
+                    f"{txt}: the mode decays, but so slowly that the unresolved transient "
+                    f"({tr:.3g}) spans the whole run (T = {T:g}).  The largest accurate dt is {dt_ok:.4g}",
+                    dt, dt_ok, t, complex(v))
 
     # ---- pieces ----------------------------------------------------------------------------
     def velocity(self, t: float) -> np.ndarray:
@@ -779,6 +890,10 @@ class KineticSolver:
         mass0 = p.sum(-1) * self.hv[..., 0]
         self._audit = {"max_edge_mass": 0.0, "min_cells_per_sd": np.inf}
         self._check_audit(p, 0.0)
+        self._step_audit = {"z_accurate": 2 * STEP_TOL, "tolerance": STEP_TOL, "max_z": 0.0, "nu_at_max_z": None,
+                            "transient": 0.0, "nu_transient": None, "unresolved_growing": False,
+                            "check": self.step_check if self.n is not None else "balanced mode: no fast modes"}
+        self._check_step(p, 0.0, dt, T)
         rows = []
         dens, dtimes = [p.copy()], [0.0]
         substeps = 0
@@ -800,6 +915,7 @@ class KineticSolver:
             if k % rec == 0 or k == nsteps:
                 record(t, p, lam)
                 self._check_audit(p, t)
+                self._check_step(p, t, dt, T)
                 r = rows[-1]
                 if not np.isfinite(r[5]) or r[6] > 1e-9:
                     raise KineticError(f"model {m.name!r}: invariant violated at t = {t:.4g}: mass error "
@@ -819,7 +935,8 @@ class KineticSolver:
                                "edge_cells": max(1, self.nx // 64),
                                "min_cells_per_sd": float(self._audit["min_cells_per_sd"]),
                                "min_cells_per_sd_required": MIN_CELLS_PER_SD,
-                               "check": self.grid_check}}
+                               "check": self.grid_check},
+                "step_audit": dict(self._step_audit)}
         gbar_, mean_, var_, lam_ = (np.array(c) for c in cols[1:5])
         if grid_convergence:
             info["grid_convergence"] = self._grid_convergence(

@@ -115,3 +115,13 @@ def test_diffusion_vanishing_on_part_of_the_line_generates(sigma):
         # sigma = 0 there: the density does not exist; never a finite wrong number
         assert not np.any(np.isfinite(i0n)) and not np.any(np.isfinite(ls2n))
         assert not mod.STATIONARY_CLOSED_FORM["I"]
+
+
+def test_stationary_density_of_a_deterministic_population_names_why():
+    from solvers.balance_errors import DensityError
+    from solvers.compiled import CompiledModel
+    from solvers.density1d import DensityFamily
+    cm = CompiledModel(compile_module(_model("zn_density", 0)))
+    DensityFamily(cm, "E")                                  # the noisy population has one
+    with pytest.raises(DensityError, match=r"population I: no stationary density: .*deterministic"):
+        DensityFamily(cm, "I")

@@ -87,9 +87,12 @@ def run(args, model) -> int:
     if args.nx is not None and args.nx < NX_MIN:
         raise ValueError(f"--nx must be at least {NX_MIN} (cells of the x-grid per population), got {args.nx}")
     npos = args.npos or (64 if model.pos_dim == 1 else 16)
+    from .kinetic import NX_AUTO_MIN
+    from .resources import check_kinetic_run_memory
+    # a lower bound first (the automatic grid has >= NX_AUTO_MIN cells), before any lattice work
+    check_kinetic_run_memory(model, npos, args.nx or NX_AUTO_MIN, args.T, args.dt, args.record_every)
     check_feasible(model, t=0.0, npos=npos)
     grid = choose_grid(model, npos=npos, n=args.n, nx=args.nx, interval=interval)
-    from .resources import check_kinetic_run_memory
     check_kinetic_run_memory(model, npos, grid.nx, args.T, args.dt, args.record_every)
     ks = KineticSolver(model, npos=npos, nx=grid.nx, interval=dict(zip(model.populations, grid.intervals)),
                        n=args.n)

@@ -32,9 +32,10 @@ stable at any dt, but accurate (rate error |z|/2 <= STEP_TOL) only for |z| <= 2 
 record audits dt against nu at the current density:
   * |z| <= 2 STEP_TOL: resolved;
   * Re nu < 0, |z| larger: the mode is not resolved but decays, in the equation and in the scheme;
-    its error is confined to a transient of length  ln(1 / STEP_TOL) max(1 / |Re nu|, dt / ln|1 - z|)
-    from the start of the run (from wherever the mode is excited), reported in
-    info["step_audit"]["transient"]; a transient as long as the run is refused;
+    its error is confined to a transient from the start of the run (from wherever the mode is
+    excited) that ends when the mode has decayed to STEP_TOL of its amplitude in the equation and
+    in the scheme, ln(1 / STEP_TOL) max(1 / |Re nu|, dt / ln|1 - z|) (``unresolved_transient``),
+    reported in info["step_audit"]["transient"] (not refused: the results after it are accurate);
   * Re nu >= 0 and |z| larger: a growing or undamped mode that the step would damp: refused
     (KineticStepTooCoarse, with the largest accurate dt) under step_check="refuse".
 
@@ -92,6 +93,19 @@ EDGE_MASS_TOL = 1e-6        # mass allowed in the outer cells of a non-wall side
 
 class KineticError(RuntimeError):
     """Numerical trouble in the kinetic solver (negative density, NaN, constraint drift)."""
+
+
+def unresolved_transient(z: complex, dt: float, tol: float = STEP_TOL) -> float:
+    """How long a decaying fast mode (Re z < 0, z = dt nu, |z| above the accurate limit) may be wrong
+    under the implicit coupling step: the time for the mode to decay to tol of the amplitude it was
+    excited with, both in the equation (rate Re nu) and in the scheme (factor |1 - z|^-1 per step),
+        ln(1 / tol) max(1 / |Re nu|, dt / ln|1 - z|).
+    A conservative bound: the linearised error |exp(k z) - (1 - z)^-k| falls below tol sooner, but
+    the initial layer is nonlinear (the slopes D change as the density moves), and on ei_linear at
+    n = 1e4 the error of the means left the linear estimate's transient at 4 % of the shift."""
+    if z.real >= 0:
+        raise ValueError("unresolved_transient needs a decaying mode (Re z < 0)")
+    return float(np.log(1.0 / tol) * max(dt / -z.real, dt / np.log(abs(1.0 - z))))
 
 
 class KineticStepTooCoarse(KineticError):
@@ -583,7 +597,7 @@ class KineticSolver:
 
     def _check_step(self, p, t: float, dt: float, T: float):
         """The step audit at time t (module docstring): update self._step_audit; refuse under
-        step_check="refuse" when dt cannot resolve a growing mode or its transient spans the run."""
+        step_check="refuse" when dt cannot resolve a growing mode."""
         nu = self.fast_rates(p, t)
         au = self._step_audit
         if nu.size == 0:
@@ -611,14 +625,9 @@ class KineticSolver:
                         f"smaller", dt, dt_ok, t, complex(v))
                 au["unresolved_growing"] = True
                 continue
-            tr = np.log(1.0 / STEP_TOL) * max(1.0 / abs(v.real), dt / np.log(abs(1.0 - z)))
+            tr = unresolved_transient(complex(z), dt)
             if tr > au["transient"]:
                 au["transient"], au["nu_transient"] = float(tr), [float(v.real), float(v.imag)]
-            if tr >= T and self.step_check == "refuse":
-                raise KineticStepTooCoarse(
-                    f"{txt}: the mode decays, but so slowly that the unresolved transient "
-                    f"({tr:.3g}) spans the whole run (T = {T:g}).  The largest accurate dt is {dt_ok:.4g}",
-                    dt, dt_ok, t, complex(v))
 
     # ---- pieces ----------------------------------------------------------------------------
     def velocity(self, t: float) -> np.ndarray:

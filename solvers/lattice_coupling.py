@@ -202,6 +202,8 @@ def lattice_W(model, pos) -> np.ndarray:
     """W[(a,i),(b,j)] = alpha_b w_ab(theta_i, theta_j) / Npos, shape (P Npos, P Npos)."""
     N = model.n_positions_of(pos)
     P = model.P
+    from .resources import check_lattice_memory
+    check_lattice_memory(P, N, f"model {model.name!r}: the dense lattice coupling matrix")
     W = np.zeros((P * N, P * N))
     for ia, a in enumerate(model.populations):
         for ib, b in enumerate(model.populations):

@@ -138,7 +138,7 @@ def _interval(s: VerifySettings):
     return None if s.xmin is None else (float(s.xmin), float(s.xmax))
 
 
-def _kinetic_window(cm, n, s: VerifySettings, initial_layer=None):
+def _kinetic_window(cm, n, s: VerifySettings, initial_layer=None, progress=None):
     """Kinetic run from the particles' initial distribution; window averages over [t0, T] per bin,
     the final density averaged over each bin, and the x-grid.  At finite n the run starts from the
     density shifted onto the manifold (initial_layer=True): the window [t0, T] excludes the initial
@@ -148,14 +148,28 @@ def _kinetic_window(cm, n, s: VerifySettings, initial_layer=None):
         initial_layer = True
     npos = s.nbins * SUB if cm.pos_dim else 1
     ks = KineticSolver(cm, npos=npos, nx=s.nx, n=n, interval=_interval(s))
-    res = ks.run(s.T, s.kinetic_dt, record_every=s.kinetic_dt, initial_layer=initial_layer)
-    tr = res.info["step_audit"]["transient"]
-    if tr > s.t0:
-        from .kinetic import KineticError
-        raise KineticError(f"model {cm.name!r}: at n = {n:g} the kinetic step dt = {s.kinetic_dt:g} does not "
-                           f"resolve the fast modes, and their transient ({tr:.3g}) reaches into the "
-                           f"averaging window [t0, T] = [{s.t0:g}, {s.T:g}]: use a smaller --kinetic-dt or a "
-                           f"later --t0")
+    from .kinetic import STEP_TOL, KineticError, KineticStepTooCoarse
+    dt = s.kinetic_dt
+    while True:
+        # the step is halved (or set to resolve the offending mode) until the unresolved fast
+        # transient of the finite-n equation ends before the window [t0, T]
+        try:
+            res = ks.run(s.T, dt, record_every=dt, initial_layer=initial_layer)
+            tr = res.info["step_audit"]["transient"]
+            nu = res.info["step_audit"]["nu_transient"]
+        except KineticStepTooCoarse as exc:
+            tr, nu = float("inf"), [exc.nu.real, exc.nu.imag]
+        if tr <= s.t0:
+            break
+        new = min(dt / 2, 0.99 * 2 * STEP_TOL / abs(complex(*nu)))
+        if s.T / new > 2e5:
+            raise KineticError(f"model {cm.name!r}: at n = {n:g} the kinetic step dt = {dt:g} does not resolve "
+                               f"the fast modes, and their transient ({tr:.3g}) reaches into the averaging "
+                               f"window [t0, T] = [{s.t0:g}, {s.T:g}]; resolving them needs dt = {new:.3g}: "
+                               f"use a later --t0")
+        _progress(f"[verify {cm.name}] n = {n:g}: kinetic dt = {dt:g} leaves an unresolved fast transient "
+                  f"({tr:.3g} > t0 = {s.t0:g}); using dt = {new:.3g}", progress)
+        dt = new
     sel, wt = _window_weights(res.times, s.t0)
 
     def avg(arr):
@@ -165,7 +179,8 @@ def _kinetic_window(cm, n, s: VerifySettings, initial_layer=None):
            "lam": _bin_centre(avg(res.lam), s.nbins, cm.pos_dim),
            "density": _bin_average(np.moveaxis(res.density[-1], -1, -2), s.nbins, cm.pos_dim),  # (P, Nx, bins)
            "x": res.x, "residual": float(res.residual.max()),
-           "times": res.times, "lam_series": _bin_centre(res.lam, s.nbins, cm.pos_dim)}
+           "times": res.times, "lam_series": _bin_centre(res.lam, s.nbins, cm.pos_dim),
+           "kinetic_dt": dt, "step_audit": res.info["step_audit"]}
     return out
 
 
@@ -284,7 +299,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
 
     # ---- predictions: balanced limit (and field), finite n per size
     tk = time.perf_counter()
-    limit = _kinetic_window(pm, None, s)
+    limit = _kinetic_window(pm, None, s, progress=progress)
     timings["kinetic_limit"] = time.perf_counter() - tk
     _progress(f"[verify {cm.name}] kinetic balanced limit: {timings['kinetic_limit']:.1f} s", progress)
     field_check = None
@@ -345,13 +360,14 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
 
     for n in sizes:
         tk = time.perf_counter()
-        fin = _kinetic_window(pm, n, s)
+        fin = _kinetic_window(pm, n, s, progress=progress)
         timings[f"kinetic_n{n}"] = time.perf_counter() - tk
         if bias:
             for q, v in bias.items():
                 fin[q] = fin[q] + v
         runs_n = results[n]
-        entry = {"n": n, "seeds": s.seeds, "dt": dt_used[n]}
+        entry = {"n": n, "seeds": s.seeds, "dt": dt_used[n], "kinetic_dt": fin["kinetic_dt"],
+                 "kinetic_step_audit": fin["step_audit"]}
         for q in ("mean", "gbar", "lam"):
             allb = np.concatenate([r["batches"][q] for r in runs_n])          # (S nbatch, P, bins)
             seed_means = np.array([r["batches"][q].mean(axis=0) for r in runs_n])
@@ -394,7 +410,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
     far = (1e8, 1e10)
     gaps = []
     for nf in far:
-        w = _kinetic_window(pm, nf, s, initial_layer=True)
+        w = _kinetic_window(pm, nf, s, initial_layer=True, progress=progress)
         gaps.append(float(np.sqrt(np.mean((w["mean"] - limit["mean"]) ** 2))))
     report = VerifyReport(cm.name, cm.populations, s, np.asarray(results[sizes[0]][0]["bin_centres"]), per_n,
                           stability, {"mean": limit["mean"], "gbar": limit["gbar"], "lam": limit["lam"],

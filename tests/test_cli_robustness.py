@@ -78,6 +78,16 @@ def test_memory_refusal_follows_the_available_memory(monkeypatch, capsys):
     assert code == 2 and "reduce --nx" in one_error_line(err, "solve")
 
 
+@pytest.mark.parametrize("argv", [["spectrum", "ring_ei", "--npos", 100000],
+                                  ["solve", "ring_ei", "--field", "--T", 0.1, "--npos", 100000],
+                                  ["solve", "ring_ei", "--kinetic", "--T", 0.1, "--npos", 100000]])
+def test_dense_lattice_refused_before_it_is_built(argv, capsys):
+    """200,000 lattice points: the dense lattice matrix (~1.2 TiB) is refused at once (issue 14)."""
+    code, _, err = run(argv, capsys)
+    line = one_error_line(err, argv[0])
+    assert code == 2 and "--npos" in line and "TiB" in line and "nothing was allocated" in line
+
+
 @pytest.mark.parametrize("argv,what", [
     (["solve", "ring_ei", "--stationary", "--n", "nan"], "--n must be a finite number"),
     (["solve", "ring_ei", "--stationary", "--param", "J_EE=inf"], "--param J_EE: must be a finite number"),

@@ -9,80 +9,27 @@ A model is the network of DESIGN.md §1:
 Every expression is a SymPy expression in the state symbols, the position symbols of the space, the
 time symbol ``t`` and the declared parameters.  All symbols are replaced internally by real symbols
 of the same name so that derivations (integration, simplification) treat them as real numbers.
+
+The time symbol and the spaces live in derive.coordinates, ModelError in derive.errors and the checks
+in derive.validate (which Model runs on construction); all are re-exported here.
 """
 from __future__ import annotations
 
-import keyword
-import math
 from dataclasses import dataclass, field
 
 import sympy as sp
 
-#: The time symbol models use for time-dependent drive or input.
-t = sp.Symbol("t", real=True)
+from .coordinates import Point, Ring, Space, Torus2, t
+from .errors import ModelError
+from .validate import finite_number, is_identifier, validate_and_normalise
 
-
-class ModelError(ValueError):
-    """A model definition is invalid.  The message names the model, the population or kernel pair
-    and the offending expression."""
+__all__ = ["Model", "Population", "ModelError", "Phi", "Space", "Point", "Ring", "Torus2", "t",
+           "finite_number", "is_identifier"]
 
 
 def Phi(expr):
     """The standard normal CDF  Phi(y) = (1 + erf(y / sqrt 2)) / 2  as a SymPy expression."""
     return (1 + sp.erf(expr / sp.sqrt(2))) / 2
-
-
-def _real(sym: sp.Symbol) -> sp.Symbol:
-    return sp.Symbol(sym.name, real=True)
-
-
-class Space:
-    """Base class of the position spaces.  ``theta`` and ``phi`` are tuples of angle symbols
-    (the position of the receiving neuron and of the sending neuron)."""
-
-    kind = "space"
-    theta: tuple = ()
-    phi: tuple = ()
-
-    @property
-    def dim(self) -> int:
-        return len(self.theta)
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(s.name for s in self.theta + self.phi)})"
-
-
-class Point(Space):
-    """No space: every neuron sits at one point."""
-
-    kind = "point"
-
-    def __repr__(self):
-        return "Point()"
-
-
-class Ring(Space):
-    """The ring [0, 2 pi) with receiving angle ``theta`` and sending angle ``phi``."""
-
-    kind = "ring"
-
-    def __init__(self, theta: sp.Symbol, phi: sp.Symbol):
-        self.theta = (_real(theta),)
-        self.phi = (_real(phi),)
-
-
-class Torus2(Space):
-    """The torus [0, 2 pi)^2: ``theta`` and ``phi`` are pairs of angle symbols."""
-
-    kind = "torus2"
-
-    def __init__(self, theta, phi):
-        theta, phi = tuple(theta), tuple(phi)
-        if len(theta) != 2 or len(phi) != 2:
-            raise ModelError("Torus2 needs two receiving angles and two sending angles, "
-                             f"got theta={theta}, phi={phi}")
-        self.theta = tuple(_real(s) for s in theta)
-        self.phi = tuple(_real(s) for s in phi)
 
 
 @dataclass
@@ -129,7 +76,6 @@ class Model:
     description: str = ""
 
     def __post_init__(self):
-        from .validate import validate_and_normalise
         validate_and_normalise(self)
 
     # filled by validate_and_normalise
@@ -173,14 +119,3 @@ class Model:
     def parameter_values(self) -> dict[str, float]:
         """Parameter values by name, sorted by name."""
         return {k.name: float(v) for k, v in sorted(self.parameters.items(), key=lambda kv: kv[0].name)}
-
-
-def is_identifier(name) -> bool:
-    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
-
-
-def finite_number(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

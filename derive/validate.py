@@ -6,9 +6,24 @@ and diffusion into an m x q matrix (both SymPy matrices), and sympifies everythi
 """
 from __future__ import annotations
 
+import keyword
+import math
+
 import sympy as sp
 
-from .dsl import ModelError, Point, Space, finite_number, is_identifier, t
+from .coordinates import Point, Space, t
+from .errors import ModelError
+
+
+def is_identifier(name) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def finite_number(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _err(model, where, what):

@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash 3144847d4d9ac9afa15f9035d806937450d294fe2b3fdfa76052f0ec76a7937a
+# balkin generator version 1, hash 72b7ca6336a3709cb41e0ea8b5bc003ea5f48efa3a7145783262dcdeb9907c35
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '3144847d4d9ac9afa15f9035d806937450d294fe2b3fdfa76052f0ec76a7937a'
+GENERATOR_HASH = '72b7ca6336a3709cb41e0ea8b5bc003ea5f48efa3a7145783262dcdeb9907c35'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -27,7 +27,9 @@ an integer).  Three evaluations, all returning the same numbers up to rounding:
   default) whatever n is.
 
 Each coupling also gives the spectrum of the linearised coupling map q -> W(D q) (DESIGN.md §2),
-with D the gain slopes of the current neurons, used to state the explicit Euler stability limit.
+with D the gain slopes of the current neurons, used to state the explicit Euler stability limit
+(computed by solvers.fast_spectrum: low rank on the (P K) x (P K) coefficient matrix B S, otherwise
+on a coarse lattice).
 This module never imports SymPy.
 """
 from __future__ import annotations
@@ -35,6 +37,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from . import fast_spectrum
 
 #: Working-memory budget of the dense coupling (bytes).
 MEMORY_BUDGET = 256 * 2 ** 20
@@ -128,12 +132,11 @@ def _coarse_spectrum(model, positions, slopes, sizes) -> np.ndarray:
             cnt = np.bincount(idx, minlength=N)
             tot = np.bincount(idx, weights=s, minlength=N)
             D[ib] = np.where(cnt > 0, tot / np.maximum(cnt, 1), s.mean())
-    A = np.empty((P * N, P * N))
+    W = np.empty((P * N, P * N))
     for ia, a in enumerate(model.populations):
         for ib, b in enumerate(model.populations):
-            A[ia * N:(ia + 1) * N, ib * N:(ib + 1) * N] = (
-                model.alpha[ib] * _kernel_block(model, a, b, cpos, cpos) * D[ib][None, :] / N)
-    return np.linalg.eigvals(A)
+            W[ia * N:(ia + 1) * N, ib * N:(ib + 1) * N] = model.alpha[ib] * _kernel_block(model, a, b, cpos, cpos) / N
+    return fast_spectrum.eigenvalues(fast_spectrum.lattice_matrix(W, D))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,8 +265,10 @@ class LowRankCoupling:
         return S
 
     def fast_spectrum(self, positions, GP) -> np.ndarray:
-        """Eigenvalues of q -> W(D q) on span{psi_k e_a}: eig(B S) with the neurons' own slopes."""
-        return np.linalg.eigvals(self.B @ self.slope_moments(GP))
+        """Eigenvalues of q -> W(D q) on span{psi_k e_a}: eig(B S) with the neurons' own slopes
+        (solvers.fast_spectrum on the whole (P K) x (P K) coefficient space: the eigenvalues on
+        Range(W) and a zero per dimension of its null space)."""
+        return fast_spectrum.eigenvalues(self.B @ self.slope_moments(GP))
 
 
 # ---------------------------------------------------------------------------------------------

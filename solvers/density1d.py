@@ -140,7 +140,7 @@ def _row_regions(lp: np.ndarray, drop: float):
     return inside, valid, rows
 
 
-def _bisect_wall(log_density, bad: float, good: float) -> float:
+def bisect_wall(log_density, bad: float, good: float) -> float:
     """The boundary of the domain between an outside point ``bad`` and an inside point ``good``
     (inside: the log density is finite for at least one row).  Returns a point inside."""
     scale = abs(good - bad)
@@ -191,12 +191,12 @@ def select_grid(log_density, center: float = 0.0, scale: float = 1.0, *, drop: f
             lo -= 2 * w
             settled = False
         elif j0 > 0 and not cols_valid[j0 - 1]:
-            lo, wall_lo, settled = _bisect_wall(log_density, x[j0 - 1], x[j0]), True, False
+            lo, wall_lo, settled = bisect_wall(log_density, x[j0 - 1], x[j0]), True, False
         if j1 == npr - 1 and not wall_hi:
             hi += 2 * w
             settled = False
         elif j1 < npr - 1 and not cols_valid[j1 + 1]:
-            hi, wall_hi, settled = _bisect_wall(log_density, x[j1 + 1], x[j1]), True, False
+            hi, wall_hi, settled = bisect_wall(log_density, x[j1 + 1], x[j1]), True, False
         if not settled:
             continue
         counts = inside.sum(axis=1)[rows]
@@ -472,40 +472,3 @@ def densities_for(family: DensityFamily, lam, current: GridDensities | None = No
     else:
         center, scale = 0.0, 1.0
     return GridDensities(family, family.select_grid(lam, center, scale))
-
-
-def auto_interval_for_model(model, pop: str, *, npos: int | None = None, n: float | None = None,
-                            t: float = 0.0, initial: tuple | None = None, drop: float = DROP) -> tuple:
-    """An x-interval (lo, hi) for population ``pop`` that holds, at every lattice position, the
-    stationary density at the balanced-limit multiplier (finite-n multiplier when n is given;
-    lambda = 0 when that state does not exist) and the initial Gaussian N(mean, sd^2) (``initial``,
-    else the model's INITIAL, else N(0, 1)) down to exp(-drop) of its peak, clipped to the domain.
-    For time-dependent solvers that need one interval for the whole evolution."""
-    from .balance_errors import StationaryError
-    from .stationary import solve_balanced, solve_finite_n
-    ia = model.populations.index(pop)
-    try:
-        res = (solve_balanced(model, npos=npos, t=t, check_stability=False) if n is None else
-               solve_finite_n(model, n, npos=npos, t=t, check_stability=False))
-        lam, pos = res.lam[ia], res.pos
-        center, scale = float(np.mean(res.mean[ia])), float(np.sqrt(np.max(res.variance[ia])))
-    except StationaryError:
-        pos = model.grid(npos if npos is not None else 1) if model.pos_dim else ()
-        lam, center, scale = 0.0, 0.0, 1.0
-    fam = DensityFamily(model, pop, pos, t)
-    grid = fam.select_grid(lam, center, scale, drop=drop)
-    init = initial if initial is not None else (model.module.INITIAL.get(pop) or (0.0, 1.0))
-    m0, sd0 = (float(np.ravel(v)[0]) for v in init)
-    half = math.sqrt(2.0 * drop) * abs(sd0)
-    lo, hi = min(grid.lo, m0 - half), max(grid.hi, m0 + half)
-    logd = lambda x: fam.log_density(x, lam)  # noqa: E731
-    xs = cell_centres(lo, hi, 4001)
-    ok = np.isfinite(_quiet(logd, xs)).any(axis=0)
-    if not ok.all():                            # clip to the domain around the stationary density
-        j = int(np.clip(np.searchsorted(xs, 0.5 * (grid.lo + grid.hi)), 0, len(xs) - 1))
-        bad_lo, bad_hi = np.flatnonzero(~ok[:j]), np.flatnonzero(~ok[j:]) + j
-        if bad_lo.size:
-            lo = grid.lo if grid.wall_lo else _bisect_wall(logd, xs[bad_lo[-1]], xs[bad_lo[-1] + 1])
-        if bad_hi.size:
-            hi = grid.hi if grid.wall_hi else _bisect_wall(logd, xs[bad_hi[0]], xs[bad_hi[0] - 1])
-    return float(lo), float(hi)

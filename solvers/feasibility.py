@@ -115,9 +115,9 @@ def check_feasible(model, t: float = 0.0, npos: int | None = None, params: dict 
     a ValueError) when the balanced state cannot exist at time t; return None otherwise.
 
     model: CompiledModel, model name or generated module (params: overrides); npos: lattice
-    positions per angle (default: solvers.stationary.DEFAULT_NPOS, 1 without space)."""
+    positions per angle (default: solvers.lattice_coupling.DEFAULT_NPOS, 1 without space)."""
     from .compiled import CompiledModel
-    from .lattice_coupling import LatticeCoupling
+    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
     if isinstance(model, CompiledModel):
         cm = CompiledModel(model.module, {**model.params, **params}) if params else model
     else:
@@ -125,7 +125,6 @@ def check_feasible(model, t: float = 0.0, npos: int | None = None, params: dict 
     if cm.pos_dim == 0:
         npos = 1
     elif npos is None:
-        from .stationary import DEFAULT_NPOS
         npos = DEFAULT_NPOS[cm.space]
     cpl = LatticeCoupling(cm, int(npos), t)
     check_drive(cpl)

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import fast_spectrum
 from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
 from .continuation import follow_flow
@@ -659,11 +660,12 @@ class FieldSolver:
                            np.array(cols[5]), np.array(cols[6]), np.array(cols[7]), shift, info)
 
     def attraction_info(self, mean, cov) -> dict:
-        """Eigenvalues of W D on Range(W) at a state: is the manifold attracting there?"""
+        """Eigenvalues of W D on Range(W) at a state (solvers.fast_spectrum on the lattice): is the
+        manifold attracting there?"""
         if self.r == 0:
             return {"manifold_attracting": True}
         _, D = self.gain_slope(mean[..., self.gc], cov[..., self.gc, self.gc])
-        w = np.linalg.eigvals(self.WtU.T @ (D.reshape(-1, 1) * self.U))
+        w = fast_spectrum.eigenvalues(fast_spectrum.lattice_operator(self.W, D), self.U)
         return {"manifold_attracting": bool(w.real.max() < 0),
                 "max_real_fast_eigenvalue": float(w.real.max())}
 

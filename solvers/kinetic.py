@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import fp1d
+from . import fast_spectrum, fp1d
 from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
 from .continuation import follow_flow
@@ -594,7 +594,8 @@ class KineticSolver:
         the admissible multiplier directions U (DESIGN.md §4b), at the densities p and time t:
         the rates (Re) and angular frequencies (Im) with which a shift of the densities, and so the
         imbalance, relaxes.  <g'> = integral g' p is taken as sum_i (g_{i+1} - g_i)(p_i + p_{i+1})/2
-        over the faces.  Empty in the balanced mode or when W = 0."""
+        over the faces; J = <f'> per lattice position (solvers.fast_spectrum on the lattice).  Empty
+        in the balanced mode or when W = 0."""
         if self.n is None:
             return np.zeros(0, complex)
         _, U = self._basis(t)
@@ -602,8 +603,7 @@ class KineticSolver:
             return np.zeros(0, complex)
         D = np.sum(np.diff(self.g, axis=-1) * 0.5 * (p[..., 1:] + p[..., :-1]), axis=-1)   # (P, Npos)
         J = np.sum(self._drift_slope(t) * p, axis=-1) * self.hv[..., 0]
-        M = U.T @ (J.reshape(-1, 1) * U + np.sqrt(self.n) * (self.W @ (D.reshape(-1, 1) * U)))
-        return np.linalg.eigvals(M)
+        return fast_spectrum.eigenvalues(fast_spectrum.lattice_operator(self.W, D), U, n=self.n, j=J)
 
     def _check_step(self, p, t: float, dt: float, T: float):
         """The step audit at time t (module docstring): update self._step_audit; refuse under

@@ -1,5 +1,6 @@
 """The connectivity operator W on a lattice of positions, in factored (low-rank) form, with its
-range, the drive's coefficients and the fast-manifold matrix W D (DESIGN.md §2).
+range, the drive's coefficients and the fast-manifold matrix W D (DESIGN.md §2), whose spectrum
+solvers.fast_spectrum computes.
 
     (W q)_a(theta_i) = sum_k Psi[k, i] sum_{b,l} B[(a,k),(b,l)] mu_{b,l},
     mu_{b,l} = <chi_l, q_b> = (1/N) sum_j Chi[l, j] q_b(theta_j)          (lattice average).
@@ -17,6 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import fast_spectrum
+
+#: Lattice positions per angle when none are given (the stationary solver, feasibility, the field).
+DEFAULT_NPOS = {"point": 1, "ring": 64, "torus2": 32}
 RANK_RTOL = 1e-10           # numerical rank of B: singular values below RANK_RTOL * s_max are zero
 MAX_DENSE_UNKNOWNS = 4096   # non-separable kernels: P * N unknowns at most (dense matrices)
 
@@ -134,12 +139,25 @@ class LatticeCoupling:
         """The matrix of q -> W (D q) on span{psi_k e_a}: B G_D, (P K, P K)."""
         return self.B @ self.weighted_gram(D)
 
+    def _intrinsic(self, n, J):
+        """The intrinsic slopes j in coefficient coordinates (solvers.fast_spectrum): each population's
+        J averaged over the positions, repeated over its K coefficients; None without n or J."""
+        if n is None or J is None:
+            return None
+        return np.repeat(np.asarray(J, float).reshape(self.P, -1).mean(axis=1), self.K)
+
+    def fast_modes(self, D: np.ndarray, *, n: float | None = None, J: np.ndarray | None = None):
+        """(w, X): the eigenvalues of W D on Range(W) (or, with n, of the finite-n fast matrix; see
+        fast_spectrum) and their eigenvectors as coefficients on span{psi_k e_a}, X (P K, r)
+        (solvers.fast_spectrum.eigensystem on the columns Q)."""
+        return fast_spectrum.eigensystem(self.fast_matrix(D), self.Q, n=n, j=self._intrinsic(n, J))
+
     def fast_spectrum(self, D: np.ndarray, *, n: float | None = None, J: np.ndarray | None = None):
         """Eigenvalues of W D restricted to Range(W) (Q^T B G_D Q), and the same eigenvalues grouped
-        per mode (groups of psi indices, the module's MODES).  When W D does not couple the modes
-        (e.g. spatially constant D) and Range(W) splits along them, each mode's block is
-        diagonalised on its own; otherwise each eigenvalue goes to the mode that holds most of its
-        eigenvector.  Returns (eigenvalues, {mode label: eigenvalues}).
+        per mode (groups of psi indices, the module's MODES; solvers.fast_spectrum.assign_modes:
+        each eigenvalue goes to the mode that holds most of its eigenvector, a degenerate eigenspace
+        is shared out among its modes).  Returns (eigenvalues sorted by real then imaginary part,
+        {mode label: eigenvalues}).
 
         With n (and J, the intrinsic relaxation <d f_e / d x_e> per population, (P,) or (P, N),
         averaged over positions): the finite-n fast matrix  diag(J) + sqrt(n) W D  of DESIGN.md §4b
@@ -148,52 +166,11 @@ class LatticeCoupling:
         noise, where a shift of the density is an exact mode; the shift-mode estimate otherwise)."""
         if self.rank == 0:
             return np.zeros(0, complex), {}
-        M = self.fast_matrix(D)
-        if n is not None:
-            Jbar = np.zeros(self.P) if J is None else np.asarray(J, float).reshape(self.P, -1).mean(axis=1)
-            M = np.kron(np.diag(Jbar), np.eye(self.K)) + np.sqrt(float(n)) * M
-        split = self._spectrum_by_blocks(M)
-        if split is not None:
-            return split
-        w, V = np.linalg.eig(self.Q.T @ M @ self.Q)
-        Y = np.abs(self.Q @ V) ** 2                       # (P K, r) weights in coefficient space
-        weight = np.zeros((len(self.modes), len(w)))
-        for m, (_, grp) in enumerate(self.modes):
-            idx = [a * self.K + k for a in range(self.P) for k in grp]
-            weight[m] = Y[idx].sum(axis=0)
-        owner = np.argmax(weight, axis=0)
-        order = np.lexsort((w.imag, w.real))
-        per_mode = {}
-        for m, (label, _) in enumerate(self.modes):
-            sel = [i for i in order if owner[i] == m]
-            if sel:
-                per_mode[label] = w[sel]
-        return w[order], per_mode
-
-    def _spectrum_by_blocks(self, M):
-        """Per-mode eigenvalues when M is block diagonal over the modes and Range(W) is the direct
-        sum of its parts in each mode; None otherwise."""
-        idxs = [[a * self.K + k for a in range(self.P) for k in grp] for _, grp in self.modes]
-        off = M.copy()
-        for idx in idxs:
-            off[np.ix_(idx, idx)] = 0.0
-        if np.max(np.abs(off)) > 1e-12 * max(np.max(np.abs(M)), 1e-300):
-            return None
-        per_mode, total, allw = {}, 0, []
-        for (label, _), idx in zip(self.modes, idxs):
-            U, s, _ = np.linalg.svd(self.Q[idx], full_matrices=False)
-            r = int(np.count_nonzero(s > 1e-10))
-            total += r
-            if r:
-                Qm = U[:, :r]
-                w = np.linalg.eigvals(Qm.T @ M[np.ix_(idx, idx)] @ Qm)
-                w = w[np.lexsort((w.imag, w.real))]
-                per_mode[label] = w
-                allw.append(w)
-        if total != self.rank:
-            return None
-        w = np.concatenate(allw)
-        return w[np.lexsort((w.imag, w.real))], per_mode
+        w, X = self.fast_modes(D, n=n, J=J)
+        groups = [[a * self.K + k for a in range(self.P) for k in grp] for _, grp in self.modes]
+        owner = fast_spectrum.assign_modes(w, X, fast_spectrum.index_weights(groups))
+        return (fast_spectrum.sort_eigenvalues(w),
+                fast_spectrum.by_mode(w, owner, [label for label, _ in self.modes]))
 
 
 # ---- the dense lattice matrix (time-dependent solvers work with lattice fields) --------------

@@ -3,12 +3,14 @@
 Fast spectrum.  Off the manifold the imbalance relaxes at rate sqrt(n) through q -> W (D q) on
 Range(W), D = dG/dm (the population mean gain slope) at the stationary state.  On the lattice, with U
 an orthonormal basis of Range(W) (solvers.lattice_coupling.range_basis, or the same subspace from
-FieldSolver), the coupled fast matrix is  M = U^T W diag(D) U  (r x r).  Its eigenvalues mu give, at
-network size n, rates sqrt(n) Re mu and angular frequencies sqrt(n) Im mu.  Per Fourier mode
+FieldSolver), the coupled fast matrix is  M = U^T W diag(D) U  (r x r; solvers.fast_spectrum, the one
+fast-spectrum implementation, which the stationary, kinetic, field and particle solvers also use).
+Its eigenvalues mu give, at network size n, rates sqrt(n) Re mu and angular frequencies sqrt(n) Im mu.  Per Fourier mode
 (module.MODES groups the psi atoms; E_g is an orthonormal lattice basis of the atoms of mode g) the
 block with the theta-averaged slopes Dbar is  U_g^T W_g diag(Dbar) U_g,  W_g = (I_P x E_g)^T W (I_P x E_g),
 U_g = range_basis(W_g): exact when the stationary state is homogeneous, otherwise the modes couple
-and the coupled eigenvalues are assigned to the mode that holds most of their eigenvector.
+and the coupled eigenvalues are assigned to the mode that holds most of their eigenvector
+(solvers.fast_spectrum.assign_modes, which also groups the slow eigenvalues).
 
 Slow spectrum (neural field, m-equation with C held at its stationary value).  The field is the DAE
 m' = A m + b + lambda e, 0 = W G(m, C) + h.  Differentiating the constraint, U^T W D S m' = 0 (S selects
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import fast_spectrum
 from .compiled import CompiledModel
 from .field import DEFAULT_NPOS, FieldSolver, _as_model
 from .lattice_coupling import lattice_range_basis, lattice_W, range_basis
@@ -168,8 +171,9 @@ def mode_bases(model: CompiledModel, pos) -> list:
 
 
 def fast_matrix_lattice(W: np.ndarray, U: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """U^T W diag(D) U: the matrix of q -> W (D q) on Range(W) in the basis U (D flattened (P N,))."""
-    return U.T @ (W @ (np.ravel(D)[:, None] * U))
+    """U^T W diag(D) U: the matrix of q -> W (D q) on Range(W) in the basis U (D flattened (P N,));
+    solvers.fast_spectrum.compress on the lattice."""
+    return fast_spectrum.compress(fast_spectrum.lattice_operator(W, D), U)
 
 
 def slow_jacobian(A: np.ndarray, W: np.ndarray, U: np.ndarray, D: np.ndarray, e: int, g: int):
@@ -201,49 +205,8 @@ def slow_jacobian(A: np.ndarray, W: np.ndarray, U: np.ndarray, D: np.ndarray, e:
     return V.T @ J @ V, V, J
 
 
-def _assign(w: np.ndarray, vectors: np.ndarray, bases: list, P: int, N: int, m: int = 1) -> np.ndarray:
-    """Mode index (len(bases) = OUTSIDE) of each eigenvalue w[j] with eigenvector vectors[:, j]
-    (lattice vectors ordered (population, position[, component])).  Eigenvalues that coincide (to
-    1e-8 relative) form one eigenspace, whose eigenvectors are an arbitrary basis of it (e.g. mixtures
-    of the cos and sin modes of a homogeneous state): the cluster's k copies are shared out among the
-    modes in proportion to the squared norm of the eigenspace's projection onto each mode (largest
-    remainders), so that a degenerate pair gives one eigenvalue to each of its modes."""
-    k = vectors.shape[1]
-    owner = np.zeros(k, int)
-    if k == 0:
-        return owner
-    scale = max(1.0, float(np.abs(w).max()))
-    order = np.lexsort((w.imag, w.real))
-    clusters, cur = [], [order[0]]
-    for j in order[1:]:
-        if abs(w[j] - w[cur[-1]]) <= 1e-8 * scale:
-            cur.append(j)
-        else:
-            clusters.append(cur)
-            cur = [j]
-    clusters.append(cur)
-    for cl in clusters:
-        Y = vectors[:, cl]
-        Uy, sv, _ = np.linalg.svd(Y, full_matrices=False)
-        Y = Uy[:, sv > 1e-8 * sv[0]] if sv.size and sv[0] > 0 else Y
-        V = Y.reshape(P, N, m, -1)
-        weights = np.zeros(len(bases) + 1)
-        for g, (_, Eg) in enumerate(bases):
-            proj = np.einsum("nq,pncj->pqcj", Eg, V)
-            weights[g] = float(np.sum(np.abs(proj) ** 2))
-        weights[-1] = max(float(np.sum(np.abs(V) ** 2)) - weights[:-1].sum(), 0.0)
-        share = weights / max(weights.sum(), 1e-300) * len(cl)
-        counts = np.floor(share).astype(int)
-        for g in np.argsort(-(share - counts))[:len(cl) - counts.sum()]:
-            counts[g] += 1
-        labels = np.repeat(np.arange(len(weights)), counts)
-        owner[cl] = labels
-    return owner
-
-
 def _sorted(w):
-    w = np.asarray(w, complex)
-    return w[np.lexsort((w.imag, w.real))]
+    return fast_spectrum.sort_eigenvalues(w)
 
 
 def _verdict(fast, slow, scale):
@@ -304,14 +267,15 @@ def spectrum(model, *, npos: int | None = None, params=None, closure: bool = Fal
     Dbar = np.asarray(D, float).mean(axis=1)
     # coupled fast spectrum
     Mf = fast_matrix_lattice(W, U, D)
-    wf, Yf = np.linalg.eig(Mf) if Mf.size else (np.zeros(0, complex), np.zeros((0, 0)))
-    owner_f = _assign(wf, U @ Yf, bases, P, N) if wf.size else np.zeros(0, int)
+    wf, Xf = fast_spectrum.eigensystem(Mf)
+    Eg = [E for _, E in bases]
+    owner_f = fast_spectrum.assign_modes(wf, U @ Xf, fast_spectrum.lattice_mode_weights(Eg, P, N))
     # coupled slow spectrum
     Js = ws = owner_s = cov = None
     if A is not None:
         Js, V, _ = slow_jacobian(A, W, U, D, e, g)
         ws, Ys = np.linalg.eig(Js) if Js.size else (np.zeros(0, complex), np.zeros((0, 0)))
-        owner_s = _assign(ws, V @ Ys, bases, P, N, m) if ws.size else np.zeros(0, int)
+        owner_s = fast_spectrum.assign_modes(ws, V @ Ys, fast_spectrum.lattice_mode_weights(Eg, P, N, m))
         ev = np.linalg.eigvals(A)                                   # (P, N, m)
         cov = np.unique(np.round((ev[..., :, None] + ev[..., None, :]).ravel(), 12))
     scale = max(1.0, float(np.abs(wf).max()) if wf.size else 0.0,
@@ -328,7 +292,7 @@ def spectrum(model, *, npos: int | None = None, params=None, closure: bool = Fal
             Wg = Ig.T @ W @ Ig
             Ug = range_basis(Wg)
             Dg = np.repeat(Dbar[:, None], k, axis=1)
-            fb = _sorted(np.linalg.eigvals(fast_matrix_lattice(Wg, Ug, Dg))) if Ug.shape[1] else np.zeros(0, complex)
+            fb = _sorted(fast_spectrum.eigenvalues(fast_spectrum.lattice_operator(Wg, Dg), Ug))
             sb = None
             if Abar is not None:
                 Ag = np.repeat(Abar[:, None], k, axis=1)

@@ -37,10 +37,9 @@ from .balance_errors import (DriveOutsideRange, GainRangeExceeded, InfeasibleBal
 from .compiled import CompiledModel
 from .density1d import DensityFamily, DensityStats, densities_for
 from .feasibility import DRIVE_RTOL, check_demanded, check_drive  # noqa: F401  (DRIVE_RTOL: re-exported)
-from .lattice_coupling import LatticeCoupling
+from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
 from .output import state_record
 
-DEFAULT_NPOS = {"point": 1, "ring": 64, "torus2": 32}
 TOL = 1e-12                 # max-norm of the (projected) balance residual at convergence
 STEP_LIMIT = 10.0           # Newton steps move lambda by at most STEP_LIMIT / sd(U1) per position
 STALL_WINDOW = 25          # Newton gives up when 25 iterations did not halve the residual

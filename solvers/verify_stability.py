@@ -58,14 +58,13 @@ def finite_n_stability(cm, sizes, npos: int | None) -> dict:
 
 def _leading_vector(st, n):
     """The leading eigenvalue of the finite-n fast matrix diag(<f'>) + sqrt(n) W D on Range(W) at the
-    state st, and its eigenvector as coefficients (P, K) on span{psi_k e_a}."""
+    state st, and its eigenvector as coefficients (P, K) on span{psi_k e_a}
+    (LatticeCoupling.fast_modes: solvers.fast_spectrum, J averaged over positions)."""
     from .lattice_coupling import LatticeCoupling
     cpl = LatticeCoupling(st.model, st.npos)
-    J = np.asarray(st.drift_slope, float).reshape(cpl.P, -1).mean(axis=1)
-    A = np.kron(np.diag(J), np.eye(cpl.K)) + math.sqrt(n) * cpl.fast_matrix(st.slope)
-    w, V = np.linalg.eig(cpl.Q.T @ A @ cpl.Q)
+    w, X = cpl.fast_modes(st.slope, n=n, J=st.drift_slope)
     k = int(np.argmax(w.real))
-    return complex(w[k]), (cpl.Q @ V[:, k]).reshape(cpl.P, cpl.K)
+    return complex(w[k]), X[:, k].reshape(cpl.P, cpl.K)
 
 
 def _sampler(st):

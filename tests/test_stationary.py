@@ -27,8 +27,8 @@ from derive.codegen import compile_module
 from solvers.balance_errors import (DensityError, DriveOutsideRange, GainRangeExceeded,
                                     ManifoldNotAttracting, NoConvergence)
 from solvers.compiled import CompiledModel
-from solvers.density1d import (DensityFamily, GridDensities, auto_interval_for_model, grid_holds,
-                               select_grid)
+from solvers.density1d import DensityFamily, GridDensities, grid_holds, select_grid
+from solvers.intervals import auto_interval_for_model
 from solvers.stationary import solve_balanced, solve_finite_n
 
 W_EI = np.array([[1.0, -2.0], [1.0, -1.8]])

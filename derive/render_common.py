@@ -373,7 +373,7 @@ def symbol_table(d, printed, merged_label=None) -> list[SymbolDef]:
     f_of = {p.name: d.populations[p.name].ito_drift for p in model.populations}
     drifts = "; ".join(f"f_{a} = {sp.sstr(list(to_display(f_of[a])))}" for a in names)
     ldrifts = "; ".join(rf"$f_{{{a}}} = {sp.latex(to_display(f_of[a]).T)}$" for a in names)
-    psi_txt = ", ".join(f"ψ_{j} = {sp.sstr(p)}" for j, p in enumerate(psi))
+    psi_txt = ", ".join(f"ψ_{j} = {sp.pretty(p, use_unicode=True)}" for j, p in enumerate(psi))
     psi_tex = ", ".join(rf"$\psi_{{{j}}} = {sp.latex(p)}$" for j, p in enumerate(psi))
     space_txt = {"point": "", "ring": " on the ring [0, 2π)", "torus2": " on the torus [0, 2π)^2"}.get(
         model.space.kind, "")

@@ -121,18 +121,50 @@ def _title(b) -> tuple[str, str | None]:
     return escape(b.title), x
 
 
+#: A LaTeX equation longer than this (characters of source) with a sum on its left is broken after
+#: each term (multline) instead of running off the page.
+LONG = 240
+
+
+def _equation(obj, lhs) -> list[str]:
+    """The lines of one numbered equation environment for ``obj`` (``lhs`` a left-hand side); a
+    long sum (or an equation with a long sum on the left) is broken between its terms (multline)."""
+    body = latex(obj)
+    if isinstance(obj, sp.Equality) and isinstance(obj.lhs, sp.Add):
+        total, tail = obj.lhs, f" = {latex(obj.rhs)}"
+    elif isinstance(obj, sp.Add):
+        total, tail = obj, ""
+    else:
+        total = None
+    if total is None or len(body) <= LONG:
+        return [r"\begin{equation}", (f"{lhs} {body}" if lhs else body), r"\end{equation}"]
+    p = _Printer()
+    rows, row = [], (f"{lhs} " if lhs else "")
+    for i, term in enumerate(p._as_ordered_terms(total)):
+        if term.could_extract_minus_sign():
+            piece = f"- {p.doprint(-term)}"
+        else:
+            piece = f"{'+ ' if i else ''}{p.doprint(term)}"
+        if row.strip() and len(row) + len(piece) > LONG // 2:
+            rows.append(row.rstrip())
+            row = ""
+        row += piece + " "
+    rows.append(row.rstrip() + tail)
+    return [r"\begin{multline}", " \\\\\n".join(rows), r"\end{multline}"]
+
+
 def _model_section(model) -> list[str]:
     L = [r"\section{Model}", "",
-         f"Model \\texttt{{{escape(model.name)}}}: state "
+         f"Model {escape(model.name)}: state "
          f"${', '.join(latex(s) for s in model.state)}$, space {escape(repr(model.space))}, "
          f"{escape(model.noise)} noise, synaptic input into ${latex(model.state[model.input_component])}$.",
-         "", r"\begin{itemize}"]
+         "", r"\begin{description}"]
     for p in model.populations:
-        L.append(rf"\item population ${p.name}$ (fraction ${latex(to_display(p.fraction))}$): "
+        L.append(rf"\item[{{population ${p.name}$:}}] fraction ${latex(to_display(p.fraction))}$, "
                  rf"drift ${latex(to_display(p.drift).T)}$, diffusion ${latex(to_display(p.diffusion))}$, "
                  rf"gain ${latex(to_display(p.gain))}$, drive ${latex(to_display(p.drive))}$, "
                  rf"input ${latex(to_display(p.input))}$")
-    L += [r"\end{itemize}", "", "Kernels:", r"\begin{align*}"]
+    L += [r"\end{description}", "", "Kernels:", r"\begin{align*}"]
     rows = []
     for a in model.names:
         for b in model.names:
@@ -158,8 +190,9 @@ def render_latex(d) -> str:
     L = [f"% balkin derive --latex: model {model.name} (generated; deterministic)",
          r"\documentclass[10pt]{article}"]
     L += [rf"\usepackage{{{p}}}" for p in PACKAGES]
-    L += [r"\allowdisplaybreaks", r"\setlength{\parindent}{0pt}",
-          rf"\title{{Derived equations of the model \texttt{{{escape(model.name)}}}}}",
+    L += [r"\allowdisplaybreaks", r"\setlength{\parindent}{0pt}", r"\setlength{\textwidth}{16cm}",
+          r"\setlength{\oddsidemargin}{0cm}", r"\setlength{\evensidemargin}{0cm}", r"\sloppy",
+          rf"\title{{Derived equations of the model {escape(model.name)}}}",
           r"\author{balkin}", r"\date{}", "", r"\begin{document}", r"\maketitle", ""]
     L += _model_section(model)
     L += [r"\section{Equations}", ""]
@@ -173,8 +206,7 @@ def render_latex(d) -> str:
         L.append(rf"\subsection*{{{escape(b.header)}{title}}}")
         if obj is not None:
             printed.append(obj)
-            body = latex(obj)
-            L += [r"\begin{equation}", (f"{lhs} {body}" if lhs else body), r"\end{equation}"]
+            L += _equation(obj, lhs)
         L.append("")
     L += [r"\section{Symbols}", "", r"\begin{description}"]
     for sd in symbol_table(d, printed, merged):

@@ -186,15 +186,16 @@ _GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iot
 #: LaTeX kernel, article class, amsmath/amssymb macros the document may use.
 STANDARD = set(_GREEK) | set((
     "documentclass usepackage begin end title author date maketitle section subsection item texttt text "
-    "textbackslash textasciitilde textless textgreater allowdisplaybreaks setlength parindent left right "
+    "textbackslash textasciitilde textless textgreater allowdisplaybreaks setlength parindent textwidth "
+    "oddsidemargin evensidemargin sloppy left right "
     "middle frac dfrac tfrac sqrt int iint oint sum prod lim limits operatorname mathrm mathbf mathit "
     "partial nabla cdot cdots times dots ldots vdots ddots quad qquad infty langle rangle bar hat tilde "
     "overline dot ddot log ln exp sin cos tan cot sec csc sinh cosh tanh arcsin arccos arctan max min sup "
     "inf to geq leq neq ne approx sim equiv pm mp vee wedge lfloor rfloor lceil rceil mid emph textit textbf "
     "boldsymbol det").split())
 ENVIRONMENTS = {"document", "itemize", "description", "enumerate", "equation", "equation*", "align",
-                "align*", "matrix", "pmatrix", "bmatrix", "cases", "split"}
-MATH_ENVS = {"equation", "equation*", "align", "align*"}
+                "align*", "multline", "matrix", "pmatrix", "bmatrix", "cases", "split"}
+MATH_ENVS = {"equation", "equation*", "align", "align*", "multline"}
 
 
 def check_latex(doc: str):
@@ -275,7 +276,7 @@ def check_latex(doc: str):
 def test_latex_document_is_well_formed(name):
     doc = render(derivation(name), latex=True)
     check_latex(doc)
-    assert doc.count(r"\begin{equation}") == sum(1 for b in blocks(entries(derivation(name)),
+    assert doc.count(r"\begin{equation}") + doc.count(r"\begin{multline}") == sum(1 for b in blocks(entries(derivation(name)),
                                                                    derivation(name).model.names)
                                                  if b.obj is not None)
     assert r"\section{Symbols}" in doc and r"\section{Equations}" in doc and r"\section{Model}" in doc
@@ -284,7 +285,7 @@ def test_latex_document_is_well_formed(name):
 
 def test_the_checker_catches_mistakes():
     good = render(derivation("ei_linear"), latex=True)
-    for bad in [good.replace(r"\end{itemize}", "", 1), good.replace("Kernels:", "Kernels_:"),
+    for bad in [good.replace(r"\end{description}", "", 1), good.replace("Kernels:", "Kernels_:"),
                 good.replace(r"\maketitle", r"\maketitle\foo"), good.replace(r"\date{}", r"\date{"),
                 good.replace(r"\right]", "]", 1)]:
         with pytest.raises(AssertionError):

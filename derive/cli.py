@@ -1,4 +1,5 @@
-"""The `balkin` command line.  Sub-commands: generate, derive (solver commands come from solvers/)."""
+"""The `balkin` command line.  Sub-commands: init, generate, derive, demo (solver commands come from
+solvers/)."""
 from __future__ import annotations
 
 import argparse
@@ -21,40 +22,58 @@ def _model_path(p) -> Path:
 
 
 def _models_from(paths):
-    from .loader import model_files
-    return [_model_path(p) for p in paths] if paths else model_files()
+    from .project import default_model_files
+    return [_model_path(p) for p in paths] if paths else default_model_files()
+
+
+def cmd_init(args) -> int:
+    from .project import init_project
+    init_project(args.folder)
+    return 0
 
 
 def cmd_generate(args) -> int:
+    """Each model file's module goes to the generated/ folder of the file's project (derive/project.py),
+    or to --out; without model files: the current folder's project, else balkin's shipped models."""
     from .codegen import generate_source
-    from .loader import load_model, project_root, relative_path
-    out_dir = Path(args.out) if args.out else project_root() / "generated"
+    from .loader import load_model, relative_path
+    from .project import generate_target
+    from solvers.loading import shown_path
     stale = 0
     for path in _models_from(args.models):
         model = load_model(path)
         rel = relative_path(path)
         text = generate_source(model, path, recorded_path=rel)
-        target = out_dir / f"{model.name}.py"
+        target = generate_target(path, args.out, create=not args.check)
         if target.resolve() == Path(path).resolve():
             raise ValueError(f"refusing to write the generated module over its own model file {path}; "
                              "choose another --out folder")
+        shown = shown_path(target)
         if args.check:
             if not target.exists() or target.read_text() != text:
-                print(f"stale: {target} (regenerate with: balkin generate {rel})")
+                print(f"stale: {shown} (regenerate with: balkin generate {shown_path(path)})")
                 stale += 1
             else:
-                print(f"fresh: {target}")
+                print(f"fresh: {shown}")
         else:
             from solvers.atomic import atomic_write_text
             atomic_write_text(target, text)
-            print(f"wrote {target}")
+            print(f"wrote {shown}")
     return 1 if stale else 0
 
 
 def cmd_derive(args) -> int:
     from .derivation import derive, render
-    from .loader import load_model
-    model = load_model(_model_path(args.model))
+    from .loader import load_model, model_files
+    ref = args.model
+    if str(ref).isidentifier():            # a bare name: a shipped example model (source tree only)
+        shipped = {p.stem: p for p in model_files()}
+        if ref not in shipped:
+            raise FileNotFoundError(f"no model file for {ref!r}: give the model's file, e.g. "
+                                    f"PROJECT/models/{ref}.py (shipped models by name: "
+                                    f"{', '.join(sorted(shipped)) or 'none in an installed copy'})")
+        ref = shipped[ref]
+    model = load_model(_model_path(ref))
     print(render(derive(model), latex=args.latex))
     return 0
 
@@ -72,13 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="balkin", description="Kinetic limits of balanced neural networks: "
                                      "derive, generate, solve and verify.")
     sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="write generated/NAME.py for models (all of models/ by default)")
-    g.add_argument("models", nargs="*", help="model files (default: every models/*.py)")
+    i = sub.add_parser("init", help="make a project: DIR/models/my_ei.py (an example model), DIR/generated/")
+    i.add_argument("folder", metavar="DIR", help="the project folder (created if missing)")
+    i.set_defaults(func=cmd_init)
+    g = sub.add_parser("generate", help="write PROJECT/generated/NAME.py for model files PROJECT/models/NAME.py")
+    g.add_argument("models", nargs="*", help="model files (default: every ./models/*.py of the current "
+                   "folder's project, else balkin's shipped models in its source tree)")
     g.add_argument("--check", action="store_true", help="write nothing; exit 1 and name each stale file")
-    g.add_argument("--out", help="output folder (default: the project's generated/)")
+    g.add_argument("--out", help="output folder (default: the generated/ folder of each model file's project)")
     g.set_defaults(func=cmd_generate)
     d = sub.add_parser("derive", help="print every derived equation of a model")
-    d.add_argument("model", help="model file, e.g. models/ring_ei.py")
+    d.add_argument("model", help="model file, e.g. proj/models/my_ei.py (or a shipped model's name)")
     d.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
     d.set_defaults(func=cmd_derive)
     m = sub.add_parser("demo", help="derive, generate, solve and verify ring_ei (about a minute)")

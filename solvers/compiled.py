@@ -11,6 +11,7 @@ polynomials of degree below the number of points per angle).
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -26,8 +27,8 @@ class CompiledModel:
     """
 
     def __init__(self, module, params: dict | None = None):
-        if isinstance(module, str):
-            module = load_generated(module)
+        if isinstance(module, (str, os.PathLike)):
+            module = load_generated(module)     # a shipped model's name, or a model file (by path)
         self.module = module
         params = dict(params or {})
         unknown = sorted(set(params) - set(module.PARAMETERS))

@@ -79,45 +79,37 @@ interval (the multiplier the neurons felt; it fluctuates from step to step in th
 a sample would alias with e.g. the Jacobian refreshes).  Exception: with the FFT / dense coupling,
 when no neuron sits on the bin centres (uniform positions, or nbins not dividing the lattice), lambda
 is the value at the start of the interval, by direct summation.  This module never imports SymPy.
+
+Module layout.  This module holds the result type and the run loop (simulate); the parts live in
+  solvers.particle_setup     argument checks, model resolution, sizes, memory check, positions,
+                             initial states, position bins (setup_particles);
+  solvers.particle_coupling  the coupling operator and its step (make_coupling_step: exponential
+                             low-rank, explicit low-rank, explicit FFT / dense);
+  solvers.particle_steps     the Euler–Maruyama / Milstein increment (SchemeStep);
+  solvers.particle_guard     the step audit (StepGuard, dt_guard), the stability limit and the
+                             blow-up / instability exceptions;
+  solvers.particle_records   the records (Recorder).
+A compiled step or another coupling step replaces SchemeStep.increment or the coupling step alone.
 """
 from __future__ import annotations
 
 import math
-import types
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .compiled import CompiledModel
-from .coupling import bin_index, field_at, make_coupling
-from .exponential import DEFAULT_TOL, accurate_z, phi_functions
+from .exponential import DEFAULT_TOL
 from .output import state_record
-from .resources import check_particles_memory
+from .particle_coupling import make_coupling_step
+from .particle_guard import (MAX_REFINE, STABILITY_CHECK_EVERY, SimulationBlowUp, SimulationUnstable,
+                             StepGuard, StepTooCoarse, blowup, explicit_dt_limit)
+from .particle_records import Recorder
+from .particle_setup import check_run, generated_functions, resolve_model, setup_particles
+from .particle_steps import SchemeStep
 
-
-#: The step is audited against the fast spectrum (current gain slopes) every this many steps.
-STABILITY_CHECK_EVERY = 20
-#: dt_guard='refine' divides the requested dt by at most this factor before it refuses.
-MAX_REFINE = 256
-
-
-class SimulationBlowUp(RuntimeError):
-    """The particle states became non-finite (NaN or overflow) during a run."""
-
-
-class SimulationUnstable(ValueError):
-    """An explicit run's dt exceeds the stability limit of a fast coupling mode (found during the run,
-    after the gain slopes changed; the check before the run raises a plain ValueError)."""
-
-
-class StepTooCoarse(ValueError):
-    """The time step cannot resolve the fast coupling dynamics: dt sqrt(n) |mu| exceeds the accurate
-    limit of the coupling step (dt_guard='refuse', or 'refine' beyond MAX_REFINE).  Attributes:
-    dt (the step in use), dt_accurate (the largest accurate step at that state), t, mu."""
-
-    def __init__(self, message, dt, dt_accurate, t, mu):
-        super().__init__(message)
-        self.dt, self.dt_accurate, self.t, self.mu = dt, dt_accurate, t, mu
+__all__ = ["simulate", "SimulationResult", "SimulationBlowUp", "SimulationUnstable", "StepTooCoarse",
+           "explicit_dt_limit", "STABILITY_CHECK_EVERY", "MAX_REFINE"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,100 +211,6 @@ class SimulationResult:
                             step_audit={k: (str(v) if k == "mu" else v) for k, v in self.step_audit.items()})
 
 
-# ---------------------------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------------------------
-def _state_or_time(cm, kind, pop) -> bool:
-    """kind_pop (generated) depends on the state or on t: known from the generated USES."""
-    return cm.state_dependent(kind, pop) or "t" in cm.uses(kind, pop)
-
-
-def _compact(v, n: int):
-    """A per-neuron array as a number when it is constant (saves memory and work), else (n,) array."""
-    a = np.asarray(v, float)
-    if a.ndim == 0:
-        return float(a)
-    a = np.broadcast_to(a, (n,))
-    if a.strides == (0,) or np.all(a == a[0]):
-        return float(a[0])
-    return np.ascontiguousarray(a)
-
-
-def _scalar_view(v):
-    """A generated output that is a broadcast constant (all strides 0) as a float, else None."""
-    if isinstance(v, (float, int)):
-        return float(v)
-    a = np.asarray(v)
-    if a.ndim == 0 or all(s == 0 for s in a.strides):
-        return float(a.flat[0])
-    return None
-
-
-def _resolve_model(model, params) -> CompiledModel:
-    if isinstance(model, CompiledModel):
-        if params:
-            return CompiledModel(model.module, {**model.params, **params})
-        return model
-    if isinstance(model, (str, types.ModuleType)):
-        return CompiledModel(model, params)
-    if hasattr(model, "MODEL_NAME") and hasattr(model, "POPULATIONS"):
-        return CompiledModel(model, params)
-    raise TypeError(f"model must be a CompiledModel, a model name or a generated module, got {type(model)}")
-
-
-def _make_positions(model, n_a: int, kind: str, rng):
-    if model.pos_dim == 0:
-        return ()
-    if kind == "lattice":
-        if model.pos_dim == 1:
-            return (2 * np.pi * np.arange(n_a) / n_a,)
-        side = math.isqrt(n_a)
-        if side * side != n_a:
-            raise ValueError(f"a lattice on the torus needs a square number of neurons per population, "
-                             f"got n_a = {n_a}; choose n (and the fractions) so that alpha_a n is a square, "
-                             f"or use positions='uniform'")
-        return model.grid(side)
-    return tuple(rng.uniform(0.0, 2 * np.pi, n_a) for _ in range(model.pos_dim))
-
-
-def _initial_states(model, pop, m, n_a, pos, init, rng) -> np.ndarray:
-    if init is None:
-        spec = model.module.INITIAL.get(pop) if isinstance(model.module.INITIAL, dict) else None
-        x = rng.standard_normal((m, n_a))
-        if spec is not None:
-            mean, sd = spec
-            mean = np.broadcast_to(np.asarray(mean, float), (m,))[:, None]
-            sd = np.broadcast_to(np.asarray(sd, float), (m,))[:, None]
-            x = mean + sd * x
-    elif callable(init):
-        x = init(rng, pop, m, n_a, pos)
-    elif isinstance(init, dict):
-        if pop not in init:
-            raise ValueError(f"init has no initial states for population {pop!r}")
-        x = init[pop]
-    else:
-        raise TypeError("init must be None, a dict pop -> array (m, n_a) or a callable(rng, pop, m, n_a, positions)")
-    x = np.array(x, dtype=float)
-    if x.ndim == 1 and m == 1:
-        x = x[None, :]
-    if x.shape != (m, n_a):
-        raise ValueError(f"initial states of population {pop!r} have shape {x.shape}, expected ({m}, {n_a})")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"initial states of population {pop!r} are not all finite")
-    return np.ascontiguousarray(x)
-
-
-def explicit_dt_limit(eigenvalues) -> tuple[float, complex | None]:
-    """Largest dt with |1 + dt mu| <= 1 for every mu with Re mu < 0: min 2 Re(-mu) / |mu|^2,
-    and the eigenvalue that sets it (inf, None if there is none)."""
-    best, arg = math.inf, None
-    for mu in np.atleast_1d(eigenvalues):
-        if mu.real < 0:
-            lim = 2.0 * (-mu.real) / (abs(mu) ** 2)
-            if lim < best:
-                best, arg = lim, complex(mu)
-    return best, arg
-
 
 # ---------------------------------------------------------------------------------------------
 # the simulator
@@ -323,6 +221,10 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
              noise=None, jacobian_every: int = 1, dt_guard: str = "refine",
              dt_tol: float = DEFAULT_TOL) -> SimulationResult:
     """Integrate the network of DESIGN.md §1 on [0, T] with step dt (see the module docstring).
+
+    The run composes its parts (module docstring, "Module layout"): setup (particle_setup), the
+    coupling step (particle_coupling), the Euler–Maruyama / Milstein increment (particle_steps), the
+    step audit (particle_guard) and the records (particle_records); this function only loops.
 
     model: CompiledModel, model name, or generated module (params: parameter overrides).
     n: size parameter (population a has round(alpha_a n) neurons; the coupling scale is sqrt(n)).
@@ -349,244 +251,29 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
           of that step (replaces the Generator's normals).  Steps are counted at the step in use: after
           a refinement by k, step numbers and dt are those of the refined step.
     """
-    cm = _resolve_model(model, params)
-    n = int(n)
-    T, dt = float(T), float(dt)
-    if n < 1:
-        raise ValueError(f"n = {n} must be a positive integer")
-    if not (math.isfinite(T) and T > 0 and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"T = {T} and dt = {dt} must be positive and finite")
-    nsteps = int(round(T / dt))
-    if nsteps < 1 or abs(nsteps * dt - T) > 1e-9 * max(T, 1.0):
-        raise ValueError(f"T = {T} is not a whole number of steps dt = {dt} (T/dt = {T / dt})")
-    if scheme not in ("euler", "milstein"):
-        raise ValueError(f"scheme must be 'euler' or 'milstein', got {scheme!r}")
-    if scheme == "milstein":
-        missing = [p for p in cm.populations if not cm.module.MILSTEIN.get(p, False)]
-        if missing:
-            raise ValueError(f"model {cm.name!r}: the derivation provides no Milstein terms for population(s) "
-                             f"{missing} (the noise is not commutative); use scheme='euler'")
-    if positions not in ("lattice", "uniform"):
-        raise ValueError(f"positions must be 'lattice' or 'uniform', got {positions!r}")
-    jacobian_every = int(jacobian_every)
-    if jacobian_every < 1:
-        raise ValueError(f"jacobian_every = {jacobian_every} must be >= 1")
-    if dt_guard not in ("refine", "refuse", "off"):
-        raise ValueError(f"dt_guard must be 'refine', 'refuse' or 'off', got {dt_guard!r}")
+    cm = resolve_model(model, params)
+    n, T, dt, nsteps, jacobian_every = check_run(cm, n, T, dt, scheme=scheme, positions=positions,
+                                                 jacobian_every=jacobian_every, dt_guard=dt_guard)
     dt_requested = dt
-
-    pops = cm.populations
-    P, m, e = cm.P, cm.m, cm.e
-    q = [int(cm.module.NOISE_DIM[p]) for p in pops]
-    sizes = [int(math.floor(a * n + 0.5)) for a in cm.alpha]
-    for p, s in zip(pops, sizes):
-        if s < 1:
-            raise ValueError(f"population {p!r} gets round(alpha n) = {s} neurons at n = {n}; increase n")
-    # refuse before allocating when the machine cannot hold the run (InsufficientMemory)
-    check_particles_memory(sizes, m, q, coupling, K=cm.K, L=cm.L, pos_dim=cm.pos_dim,
-                           nrec=min(nsteps, 10000), nbins_total=cm.n_positions(nbins or 16))
-    rng = np.random.default_rng(seed)
-
-    # positions, initial states
-    pos = [_make_positions(cm, s, positions, rng) for s in sizes]
-    X = [_initial_states(cm, p, m, s, ps, init, rng) for p, s, ps in zip(pops, sizes, pos)]
-
-    # position bins
-    if cm.pos_dim == 0:
-        if nbins not in (None, 1):
-            raise ValueError(f"model {cm.name!r} has no space: nbins must be 1, got {nbins}")
-        nb = 1
-    else:
-        if nbins is None:
-            nb = min(min(sizes), 16) if cm.pos_dim == 1 else min(math.isqrt(min(sizes)), 8)
-        else:
-            nb = int(nbins)
-        if nb < 1:
-            raise ValueError(f"nbins = {nb} must be >= 1")
-    nbt = cm.n_positions(nb)
-    bpos = cm.grid(nb)
-    bins, counts = [], []
-    for p, s, ps in zip(pops, sizes, pos):
-        if cm.pos_dim == 0:
-            bins.append(None)
-            counts.append(np.array([float(s)]))
-            continue
-        idx = bin_index(ps, nb, cm.pos_dim)
-        cnt = np.bincount(idx, minlength=nbt).astype(float)
-        if np.any(cnt == 0):
-            raise ValueError(f"population {p!r}: position bin {int(np.flatnonzero(cnt == 0)[0])} of {nbt} holds "
-                             f"no neuron (n_a = {s}); use fewer bins (nbins) or more neurons")
-        bins.append(idx)
-        counts.append(cnt)
-    if cm.pos_dim == 0:
-        bin_centres = np.array([0.0])
-    elif cm.pos_dim == 1:
-        bin_centres = np.asarray(bpos[0], float)
-    else:
-        bin_centres = np.stack(bpos, axis=1)
-
-    # coupling
-    coup = make_coupling(cm, pos, sizes, coupling, lattice=(positions == "lattice"))
-    lowrank = coup.kind == "lowrank"
-    use_implicit = bool(implicit) and lowrank
-    sq = math.sqrt(n)
-    K, L = cm.K, cm.L
-
-    fn = {kind: [cm.fn(kind, p) for p in pops]
-          for kind in ("drift", "diffusion", "gain", "gain_slope", "input", "drive", "milstein")}
+    s = setup_particles(cm, n, nsteps, seed=seed, init=init, positions=positions, nbins=nbins,
+                        coupling=coupling)
+    pops, P, m, e, sizes, pos, X = s.pops, s.P, s.m, s.e, s.sizes, s.pos, s.X
+    fn = generated_functions(cm)
     prm = cm.params
-    milstein = scheme == "milstein"
-
-    # static parts of the input:  u_a + sqrt(n) h_a  (at neurons) and h_a at the bin centres
-    static_in, const_in, h_centres = [], [], []
-    for ia in range(P):
-        st = "t" not in cm.uses("input", pops[ia]) and not cm.drive_time_dependent(pops[ia])
-        static_in.append(st)
-        if st:
-            with np.errstate(all="ignore"):       # checked just below
-                u = np.broadcast_to(np.asarray(fn["input"][ia](*pos[ia], 0.0, **prm), float), (sizes[ia],))
-                h = np.broadcast_to(np.asarray(fn["drive"][ia](*pos[ia], 0.0, **prm), float), (sizes[ia],))
-                hc = np.broadcast_to(np.asarray(fn["drive"][ia](*bpos, 0.0, **prm), float), (nbt,)).copy()
-                tot = u + sq * h
-            if not (np.all(np.isfinite(tot)) and np.all(np.isfinite(hc))):
-                raise ValueError(f"model {cm.name!r}: the input u or the drive h of population {pops[ia]!r} is not "
-                                 f"finite at some neuron position")
-            const_in.append(_compact(tot, sizes[ia]))
-            h_centres.append(hc)
-        else:
-            const_in.append(None)
-            h_centres.append(None)
-    # neurons sitting at the bin centres (lattice positions): the recorded lambda is read off there
-    centre_idx = [None] * P
-    if not lowrank and positions == "lattice":
-        for ia, s in enumerate(sizes):
-            if cm.pos_dim == 0:
-                centre_idx[ia] = np.zeros(1, dtype=np.intp)
-            elif cm.pos_dim == 1 and s % nb == 0:
-                centre_idx[ia] = np.arange(nb) * (s // nb)
-            elif cm.pos_dim == 2 and math.isqrt(s) % nb == 0:
-                side = math.isqrt(s)
-                st = side // nb
-                centre_idx[ia] = np.add.outer(np.arange(nb) * st * side, np.arange(nb) * st).ravel()
-    # additive autonomous noise: sigma (and the Milstein tensor) evaluated once
-    static_sig, static_mil = [], []
-    for ia in range(P):
-        if not _state_or_time(cm, "diffusion", pops[ia]):
-            zero = [np.zeros(sizes[ia])] * m
-            sig = fn["diffusion"][ia](*zero, *pos[ia], 0.0, **prm)
-            static_sig.append([[_compact(sig[i][k], sizes[ia]) for k in range(q[ia])] for i in range(m)])
-        else:
-            static_sig.append(None)
-        mil = None
-        if milstein and not _state_or_time(cm, "milstein", pops[ia]):
-            zero = [np.zeros(sizes[ia])] * m
-            Mt = fn["milstein"][ia](*zero, *pos[ia], 0.0, **prm)
-            mil = [[[_compact(Mt[i][j][k], sizes[ia]) for k in range(q[ia])] for j in range(q[ia])]
-                   for i in range(m)]
-            if all(isinstance(v, float) and v == 0.0 for a_ in mil for b_ in a_ for v in b_):
-                mil = "zero"
-        static_mil.append(mil)
-    psi_c = None
-    if lowrank:
-        psi_c = np.empty((K, nbt))
-        vals = cm.module.psi(*bpos, **prm) if K else ()
-        for k, v in enumerate(vals):
-            psi_c[k] = v
-
-    # the step audit: the fast spectrum sqrt(n) eig(W D) with the current gain slopes against the step
-    step_kind = "exponential" if use_implicit else "explicit"
-    z_acc = accurate_z(step_kind, dt_tol)
-    audit = {"z_accurate": z_acc, "tolerance": dt_tol, "max_z": 0.0, "mu": None, "refinements": [],
-             "checks": 0}
-    eig = None
-
-    def audit_step(t_now, GPc, dt_now):
-        """Check dt against the fast spectrum at the current slopes; return the refinement factor
-        (1: accurate, or dt_guard 'off' and stable) or raise."""
-        nonlocal eig
-        ev = np.asarray(coup.fast_spectrum(pos, GPc)) * sq
-        if eig is None:
-            eig = ev
-        audit["checks"] += 1
-        if ev.size == 0:
-            return 1
-        kmax = int(np.argmax(np.abs(ev)))
-        mu = complex(ev[kmax])
-        z = dt_now * abs(mu)
-        where = "at the initial state" if t_now == 0 else f"at t = {t_now:.6g}"
-        mu_txt = f"mu = sqrt(n) eig(W D) = {mu.real:.6g}{mu.imag:+.6g}i"
-        if dt_guard == "off" or z <= z_acc:
-            if step_kind == "explicit":
-                lim, mu_s = explicit_dt_limit(ev)
-                if dt_now > lim:
-                    why = ("implicit=False" if lowrank else
-                           f"the {coup.kind} coupling (kernel not separable) is explicit")
-                    msg = (f"model {cm.name!r}: dt = {dt_now} is unstable {where} (it exceeds the stability "
-                           f"limit of a fast coupling mode): the largest stable dt is "
-                           f"{lim:.6g} ({why}). The fast coupling mode mu = sqrt(n) eig(W D) = "
-                           f"{mu_s.real:.6g}{mu_s.imag:+.6g}i (n = {n}) needs dt <= 2 Re(-mu)/|mu|^2 = "
-                           f"{lim:.6g} for explicit Euler; use dt <= {lim:.6g}"
-                           + (" or implicit=True" if lowrank else ""))
-                    raise (ValueError(msg) if t_now == 0 else SimulationUnstable(msg))
-            if z > audit["max_z"]:
-                audit["max_z"], audit["mu"] = z, mu
-            return 1
-        dt_ok = z_acc / abs(mu)
-        k = int(math.ceil(z / z_acc * (1 + 1e-12)))
-        total = dt_requested / (dt_now / k)
-        if dt_guard == "refuse" or total > MAX_REFINE * (1 + 1e-9):
-            extra = (f" (refining would need dt = {dt_now / k:.4g}, more than MAX_REFINE = {MAX_REFINE} times "
-                     f"below the requested {dt_requested})" if dt_guard == "refine" else "")
-            raise StepTooCoarse(
-                f"model {cm.name!r}: dt = {dt_now:g} does not resolve the fast coupling dynamics {where}: "
-                f"{mu_txt} (n = {n}) gives |dt mu| = {z:.3g} > {z_acc:.3g}, the accurate limit of the "
-                f"{step_kind} coupling step (relative error {dt_tol:g} of the fast mode); the largest "
-                f"accurate dt is {dt_ok:.4g}{extra}. Use dt <= {dt_ok:.4g}, dt_guard='refine' (CLI: the "
-                f"default) or, knowingly, dt_guard='off' (--dt-guard off)", dt_now, dt_ok, t_now, mu)
-        audit["refinements"].append((t_now, dt_now, dt_now / k, z))
-        if z / k > audit["max_z"]:
-            audit["max_z"], audit["mu"] = z / k, mu
-        return k
-
-    # records
-    if record_every is None:
-        stride = 1 if nsteps <= 200 else max(10, int(math.ceil(nsteps / 10000)))
-    else:
-        stride = max(1, int(round(float(record_every) / dt)))
-    nrec = (nsteps - 1) // stride + 1
-    times = np.arange(nrec) * (stride * dt)
-    rec_mean = np.empty((nrec, P, nbt))
-    rec_var = np.empty((nrec, P, nbt))
-    rec_gbar = np.empty((nrec, P, nbt))
-    rec_lam = np.empty((nrec, P, nbt))
-    rec_lam_state = np.empty((nrec, P, nbt))
-
-    # lambda records: 'lowrank' (time average of the coefficients c over the interval, times psi at
-    # the centres), 'centres' (explicit fields read off at neurons sitting on the bin centres,
-    # averaged), 'sample' (direct summation at the centres at the start of the interval only)
-    if lowrank:
-        lam_mode = "lowrank"
-    elif all(ci is not None for ci in centre_idx):
-        lam_mode = "centres"
-    else:
-        lam_mode = "sample"
-    c_acc = np.zeros(P * K)
-    cs_acc = np.zeros(P * K)
-    f_acc = np.zeros((P, nbt))
-    h_acc = np.zeros((P, nbt))
-    dynamic_h = [ia for ia in range(P) if not static_in[ia]]
-    w_acc = 0.0                                   # time accumulated in the current record interval
-
-    # work buffers
-    dX = [np.empty((m, s)) for s in sizes]
-    dW = [np.empty((qa, s)) for qa, s in zip(q, sizes)]
-    Fbuf = [np.empty(s) for s in sizes]
-    Tbuf = [np.empty(s) for s in sizes] if use_implicit else None
+    cstep = make_coupling_step(cm, pos, sizes, coupling, lattice=(positions == "lattice"),
+                               implicit=bool(implicit), n=n, jacobian_every=jacobian_every)
+    coup = cstep.coup
+    use_implicit = cstep.kind == "exponential"
+    sq = math.sqrt(n)
+    scheme_step = SchemeStep(cm, fn, pos, sizes, s.bpos, s.nbt, sq, scheme, s.rng, noise)
+    guard = StepGuard(cm, coup, pos, n, cstep.kind, dt_guard, dt_tol, dt_requested)
+    rec = Recorder(cm, s, n, nsteps, dt, record_every, lowrank=cstep.lowrank, positions=positions,
+                   static_in=scheme_step.static_in, h_centres=scheme_step.h_centres, drive=fn["drive"])
+    times = rec.times
+    gain, slope = fn["gain"], fn["gain_slope"]
+    dX, Fbuf = scheme_step.dX, scheme_step.F
     sdt = math.sqrt(dt)
-    B = coup.B if lowrank else None
     GP = [None] * P
-    Phi2 = None
-    last_check = None
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         step = 0
@@ -594,188 +281,47 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
             t = step * dt
             xs = [tuple(X[ia][i] for i in range(m)) for ia in range(P)]
             # gains, slopes and the step audit
-            G = [fn["gain"][ia](*xs[ia], *pos[ia], t, **prm) for ia in range(P)]
-            check = last_check is None or step - last_check >= STABILITY_CHECK_EVERY
-            refresh = use_implicit and (Phi2 is None or step % jacobian_every == 0)
+            G = [gain[ia](*xs[ia], *pos[ia], t, **prm) for ia in range(P)]
+            check = guard.due(step)
+            refresh = cstep.needs_slopes(step)
             if check or refresh:
-                GP = [fn["gain_slope"][ia](*xs[ia], *pos[ia], t, **prm) for ia in range(P)]
+                GP = [slope[ia](*xs[ia], *pos[ia], t, **prm) for ia in range(P)]
             if check:
-                last_check = step
-                k = audit_step(t, GP, dt)
+                k = guard.check(step, t, GP, dt)
                 if k > 1:                         # refine: the same times, k times more steps
-                    step, nsteps, stride, dt = step * k, nsteps * k, stride * k, dt / k
-                    last_check = step
+                    step, nsteps, dt = step * k, nsteps * k, dt / k
+                    rec.refine(k)
                     sdt = math.sqrt(dt)
-                    refresh = use_implicit
-            if lowrank:
-                c = coup.coefficients(G)
-                if not np.all(np.isfinite(c)):
-                    _blowup(cm, X, G, t, "the coupling moments")
-                fields = None
-                if refresh:
-                    S = coup.slope_moments(GP)
-                    Phi2 = phi_functions((dt * sq) * (S @ B))[2]
-            else:
-                fields = coup.field(G)
-                c = None
-            s_vec = np.empty(P * L) if use_implicit else None
-
+                    refresh = cstep.uses_slopes
+            # the coupling at the start of the step
+            c = cstep.start(G)
+            if c is not None and not np.all(np.isfinite(c)):
+                blowup(cm, X, G, t, "the coupling moments")
+            if refresh:
+                cstep.refresh(GP, dt)
+            # the explicit increment per population, then the coupling step's correction
             for ia in range(P):
-                dxa, dwa = dX[ia], dW[ia]
-                # Brownian increments
-                if noise is None:
-                    rng.standard_normal(out=dwa)
-                    dwa *= sdt
-                else:
-                    noise(step, pops[ia], dt, dwa)
-                # diffusion
-                sig = static_sig[ia]
-                if sig is None:
-                    sig = fn["diffusion"][ia](*xs[ia], *pos[ia], t, **prm)
-                for i in range(m):
-                    for k in range(q[ia]):
-                        sv = _scalar_view(sig[i][k])
-                        if k == 0:
-                            np.multiply(dwa[0], sig[i][0] if sv is None else sv, out=dxa[i])
-                        else:
-                            dxa[i] += (sig[i][k] if sv is None else sv) * dwa[k]
-                if milstein and static_mil[ia] != "zero":
-                    Mt = static_mil[ia]
-                    if Mt is None:
-                        Mt = fn["milstein"][ia](*xs[ia], *pos[ia], t, **prm)
-                    for i in range(m):
-                        for j in range(q[ia]):
-                            for k in range(q[ia]):
-                                prod = dwa[j] * dwa[k]
-                                if j == k:
-                                    prod -= dt
-                                prod *= Mt[i][j][k]
-                                prod *= 0.5
-                                dxa[i] += prod
-                # drift and input:  dt (f + u + sqrt(n) r)
-                f = fn["drift"][ia](*xs[ia], *pos[ia], t, **prm)
-                F = Fbuf[ia]
-                if lowrank:
-                    v = coup.psi_combine(ia, c[ia * K:(ia + 1) * K], F)
-                    if not isinstance(v, np.ndarray):
-                        F.fill(v)
-                else:
-                    np.copyto(F, fields[ia])
-                F *= sq
-                if static_in[ia]:
-                    F += const_in[ia]
-                else:
-                    F += fn["input"][ia](*pos[ia], t, **prm)
-                    F += sq * np.asarray(fn["drive"][ia](*pos[ia], t, **prm), float)
-                F += f[e]
-                F *= dt
-                dxa[e] += F
-                for i in range(m):
-                    if i != e:
-                        dxa[i] += dt * np.asarray(f[i])
-                if use_implicit:
-                    tb = Tbuf[ia]
-                    np.multiply(dxa[e], GP[ia], out=tb)
-                    at = coup.atoms[ia]
-                    s_vec[ia * L:(ia + 1) * L] = at.moments(tb)[at.chi_idx]
-
-            if use_implicit:
-                # exponential step on the coupling moments: the explicit increment s of mu becomes
-                # phi_1(Z) s (Z = dt sqrt(n) S B); the coupling averaged over the step is c + B phi_2(Z) s
-                dz = B @ (Phi2 @ s_vec)            # non-finite values are caught with the states below
-                c_eff = c + dz
-            else:
-                c_eff = c
-
+                cstep.field_into(ia, Fbuf[ia])
+                dxa = scheme_step.increment(ia, xs[ia], t, step, dt, sdt, Fbuf[ia])
+                cstep.add_increment(ia, dxa[e], GP[ia])
+            c_eff = cstep.finish()
             # records: the state at the start of each record interval; lambda averaged over the
             # interval (the multiplier applied in each step)
-            if step % stride == 0:
-                r = step // stride
-                for ia in range(P):
-                    xe = X[ia][e]
-                    g = G[ia]
-                    if bins[ia] is None:
-                        mx = float(xe.sum()) / sizes[ia]
-                        rec_mean[r, ia] = mx
-                        rec_var[r, ia] = max(0.0, float(np.dot(xe, xe)) / sizes[ia] - mx * mx)
-                        rec_gbar[r, ia] = float(np.broadcast_to(g, (sizes[ia],)).sum()) / sizes[ia]
-                    else:
-                        cnt = counts[ia]
-                        mx = np.bincount(bins[ia], weights=xe, minlength=nbt) / cnt
-                        rec_mean[r, ia] = mx
-                        rec_var[r, ia] = np.maximum(
-                            np.bincount(bins[ia], weights=xe * xe, minlength=nbt) / cnt - mx * mx, 0.0)
-                        rec_gbar[r, ia] = np.bincount(bins[ia], weights=np.broadcast_to(g, (sizes[ia],)),
-                                                      minlength=nbt) / cnt
-                if lam_mode == "sample":
-                    f_acc[:] = field_at(cm, bpos, pos, sizes, G)
-            if lam_mode == "lowrank":
-                c_acc += dt * c_eff
-                cs_acc += dt * c
-            elif lam_mode == "centres":
-                for ia in range(P):
-                    f_acc[ia] += dt * np.broadcast_to(fields[ia], (sizes[ia],))[centre_idx[ia]]
-            for ia in dynamic_h:
-                h_acc[ia] += dt * np.broadcast_to(np.asarray(fn["drive"][ia](*bpos, t, **prm), float), (nbt,))
-            w_acc += dt
-            if step % stride == stride - 1 or step == nsteps - 1:
-                r = step // stride
-                if lam_mode == "lowrank":
-                    fc = (c_acc.reshape(P, K) @ psi_c) / w_acc if K else np.zeros((P, nbt))
-                    fs = (cs_acc.reshape(P, K) @ psi_c) / w_acc if K else np.zeros((P, nbt))
-                    c_acc[:] = 0.0
-                    cs_acc[:] = 0.0
-                elif lam_mode == "centres":
-                    fc = fs = f_acc / w_acc
-                else:
-                    fc = fs = f_acc
-                for ia in range(P):
-                    hc = h_centres[ia] if static_in[ia] else h_acc[ia] / w_acc
-                    rec_lam[r, ia] = sq * (fc[ia] + hc)
-                    rec_lam_state[r, ia] = sq * (fs[ia] + hc)
-                f_acc[:] = 0.0
-                h_acc[:] = 0.0
-                w_acc = 0.0
-
+            rec.observe(step, nsteps, t, dt, X, G, c, c_eff, cstep.fields)
             # update
             for ia in range(P):
                 X[ia] += dX[ia]
-                if use_implicit:
-                    corr = coup.psi_combine(ia, dz[ia * K:(ia + 1) * K], Fbuf[ia])
-                    X[ia][e] += (dt * sq) * corr
+                cstep.correct(ia, X[ia][e], dt, Fbuf[ia])
                 tot = float(np.sum(X[ia]))
                 if not math.isfinite(tot):
-                    _blowup(cm, X, None, t + dt, "the states", pop=pops[ia], implicit=use_implicit)
+                    blowup(cm, X, None, t + dt, "the states", pop=pops[ia], implicit=use_implicit)
             step += 1
 
     return SimulationResult(
         model=cm, n=n, T=T, dt=dt, seed=seed, scheme=scheme, positions_kind=positions,
         coupling=coup.kind, implicit=use_implicit, sizes=dict(zip(pops, sizes)), times=times,
-        mean=rec_mean, variance=rec_var, gbar=rec_gbar, lam=rec_lam, lam_state=rec_lam_state,
-        bin_centres=bin_centres,
-        bin_positions=bpos, final_states=dict(zip(pops, X)), positions=dict(zip(pops, pos)),
-        fast_eigenvalues=eig, dt_requested=dt_requested, coupling_step=step_kind, step_audit=audit)
-
-
-def _blowup(cm, X, G, t, what, pop=None, implicit=None):
-    """Raise SimulationBlowUp naming the time, the population and the likely cause."""
-    if pop is None and G is not None:
-        for ia, p in enumerate(cm.populations):
-            if not np.all(np.isfinite(G[ia])):
-                pop = p
-                break
-    detail = ""
-    if pop is not None:
-        xa = X[cm.populations.index(pop)]
-        nbad = int(np.count_nonzero(~np.isfinite(xa)))
-        detail = f"; population {pop!r}: {nbad} of {xa.size} state values non-finite"
-    if implicit is None:
-        hint = ""
-    elif implicit:
-        hint = (" The coupling step was exponential (exact for the linearised fast flow), so the blow-up "
-                "comes from the intrinsic dynamics (drift / noise) or from a growing fast mode.")
-    else:
-        hint = (" The coupling was explicit: dt may exceed the stability limit of a fast mode between two "
-                "checks, or the intrinsic dynamics blow up; reduce dt or use implicit=True.")
-    raise SimulationBlowUp(f"model {cm.name!r}: the particle simulation blew up at t = {t:.6g}: {what} "
-                           f"became non-finite (NaN or overflow){detail}.{hint}")
+        mean=rec.mean, variance=rec.var, gbar=rec.gbar, lam=rec.lam, lam_state=rec.lam_state,
+        bin_centres=s.bin_centres,
+        bin_positions=s.bpos, final_states=dict(zip(pops, X)), positions=dict(zip(pops, pos)),
+        fast_eigenvalues=guard.eig, dt_requested=dt_requested, coupling_step=cstep.kind,
+        step_audit=guard.audit)

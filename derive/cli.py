@@ -63,7 +63,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_derive(args) -> int:
-    from .derivation import derive, render
+    from .derivation import derive
+    from .render_text import render
     from .loader import load_model, model_files
     ref = args.model
     if str(ref).isidentifier():            # a bare name: a shipped example model (source tree only)
@@ -74,7 +75,13 @@ def cmd_derive(args) -> int:
                                     f"{', '.join(sorted(shipped)) or 'none in an installed copy'})")
         ref = shipped[ref]
     model = load_model(_model_path(ref))
-    print(render(derive(model), latex=args.latex))
+    text = render(derive(model), latex=args.latex)
+    if args.derive_out:
+        from solvers.atomic import atomic_write_text
+        atomic_write_text(args.derive_out, text if text.endswith("\n") else text + "\n")
+        print(f"wrote {args.derive_out}")
+    else:
+        print(text)
     return 0
 
 
@@ -102,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
     d = sub.add_parser("derive", help="print every derived equation of a model")
     d.add_argument("model", help="model file, e.g. proj/models/my_ei.py (or a shipped model's name)")
-    d.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+    d.add_argument("--latex", action="store_true", help="a complete LaTeX document instead of text")
+    d.add_argument("--out", metavar="FILE", dest="derive_out", default=None, help="write to FILE (atomically) instead of printing")
     d.set_defaults(func=cmd_derive)
     m = sub.add_parser("demo", help="derive, generate, solve and verify ring_ei (about a minute)")
     m.add_argument("--plots", default="balkin-demo", help="folder for the figures (default balkin-demo/)")

@@ -21,7 +21,8 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, 
     from solvers.verify import VerifySettings, print_report, verify, write_plots
 
     from .codegen import generate_source
-    from .derivation import derive, render
+    from .derivation import derive
+    from .render_text import render
     from .loader import load_model, project_root, relative_path
 
     if (xmin is None) != (xmax is None):

@@ -137,14 +137,3 @@ def equations(d: Derivation):
             out.append((f"kernel w[{pair[0]},{pair[1]}] does not split ({why}); handled numerically",
                         model.kernel[pair]))
     return out
-
-
-def render(d: Derivation, latex=False) -> str:
-    """All equations as text (pretty) or LaTeX."""
-    lines = [repr(d.model), ""]
-    for title, obj in equations(d):
-        if latex:
-            lines.append(f"% {title}\n\\[ {sp.latex(obj)} \\]")
-        else:
-            lines.append(f"{title}:\n{sp.pretty(obj, use_unicode=True, wrap_line=False)}\n")
-    return "\n".join(lines)

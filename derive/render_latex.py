@@ -1,7 +1,7 @@
 """The LaTeX rendering of `balkin derive --latex`: one complete, deterministic document (article
 class, amsmath and amssymb only) with the model, every derived equation in an ``equation``
 environment (blocks identical across populations printed once, headed "[E, I]"), and a Symbols
-section defining every symbol that appears.  ``write_latex(d, path)`` writes it to a file."""
+section defining every symbol that appears.  `balkin derive MODEL --latex --out F` writes it to a file."""
 from __future__ import annotations
 
 import re
@@ -222,10 +222,4 @@ def render_latex(d) -> str:
     return "\n".join(L) + "\n"
 
 
-def write_latex(d, path) -> None:
-    """Write the LaTeX document of ``d`` to ``path`` (atomically)."""
-    from solvers.atomic import atomic_write_text
-    atomic_write_text(path, render_latex(d))
-
-
-__all__ = ["render_latex", "write_latex", "escape", "latex", "Phi", "POP"]
+__all__ = ["render_latex", "escape", "latex", "Phi", "POP"]

@@ -1,4 +1,4 @@
-"""`balkin simulate MODEL --n N --T T --dt DT --seed S [--json FILE]`: particle simulation of the
+"""`balkin simulate MODEL --n N --T T --dt DT --seed S [--json FILE] [--npz FILE]`: particle simulation of the
 network (solvers.particles), printed as a table of time averages with batch-means standard errors
 over the window [t0, T] (default t0 = T/2), optionally written as JSON (solvers.output schema plus
 'window', 'stderr', 'n', 'seed', 'dt')."""
@@ -36,6 +36,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="parameter override (repeatable)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the record as JSON")
+    p.add_argument("--npz", default=None, metavar="FILE",
+                   help="write the time series (times, mean, variance, gbar, lambda per population and bin) as NPZ")
     p.set_defaults(func=run)
 
 
@@ -91,5 +93,8 @@ def run(args) -> int:
     if args.json:
         write_json(args.json, res.to_record(t0, nbatch))
         print(f"wrote {args.json}")
+    if args.npz:
+        res.save_npz(args.npz)
+        print(f"wrote {args.npz}")
     return 0
 

@@ -60,7 +60,7 @@ from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
 from .continuation import follow_flow
 from .lattice_coupling import LatticeCoupling, lattice_range_basis, lattice_W
-from .output import state_record, theta_list
+from .output import Record, state_record, theta_list
 
 DEFAULT_NPOS = {"point": 1, "ring": 64, "torus2": 32}
 DEFAULT_DT = 0.1
@@ -89,7 +89,7 @@ class FieldNotApplicable(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
-class FieldResult:
+class FieldResult(Record):
     """A time-dependent field solution.  Arrays over records t: mean, variance (of the input component
     e), gbar, lam (nt, P, N); state_mean (nt, P, N, m), state_cov (nt, P, N, m, m); residual (nt,)
     max |W G + h|.  shift: initial-layer shift delta (P, N) or None."""
@@ -150,7 +150,7 @@ class FieldResult:
 
 
 @dataclass
-class FieldStationary:
+class FieldStationary(Record):
     """A stationary field: per population a and position i, lam, gbar, mean, variance, slope
     (D = dG/dm) and dG/dC, all (P, N); state_mean (P, N, m), state_cov (P, N, m, m); A (P, N, m, m)
     the drift matrix at the state (the linearisation for the closure); ell the coefficients of lambda

@@ -74,7 +74,7 @@ from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
 from .continuation import follow_flow
 from .lattice_coupling import lattice_range_basis, lattice_W
-from .output import state_record, theta_list
+from .output import Record, state_record, theta_list
 
 GAMMA = 2.0 - np.sqrt(2.0)
 
@@ -375,7 +375,7 @@ def _init_on(init, pop, x, npos_total) -> np.ndarray:
 
 
 @dataclass
-class KineticResult:
+class KineticResult(Record):
     model: CompiledModel
     mode: str                      # "balanced" or "finite-n"
     n: float | None

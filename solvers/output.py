@@ -55,6 +55,34 @@ def state_record(model, kind: str, pos, per_population: dict, **extra) -> dict:
     return _clean(rec)
 
 
+class Record:
+    """What every result offers beyond its attributes (mixed into the result classes):
+
+    * ``to_dict(**kw)``: the JSON schema of README.md ("Output schema"), keyed by population name,
+      plain Python numbers and lists (``to_record`` of the class, cleaned);
+    * ``to_json(path=None, **kw)``: that dict as JSON text, or written atomically to ``path``;
+    * ``population(name, **kw)``: the per-population block of ``to_dict`` (lambda, gbar, mean,
+      variance ... on the position grid ``to_dict()["theta"]``)."""
+
+    def to_dict(self, **kw) -> dict:
+        return _clean(self.to_record(**kw))
+
+    def to_json(self, path=None, **kw) -> str | None:
+        rec = self.to_dict(**kw)
+        if path is None:
+            return json.dumps(rec, indent=1)
+        write_json(path, rec)
+        return None
+
+    def population(self, name: str, **kw) -> dict:
+        rec = self.to_dict(**kw)
+        model = getattr(self, "model", None)
+        names = list(getattr(model, "populations", None) or getattr(self, "populations", None) or ())
+        if name not in names or not isinstance(rec.get(name), dict):
+            raise KeyError(f"no population {name!r} in this result; populations: {names}")
+        return rec[name]
+
+
 def write_json(path, record: dict) -> None:
     """Write the record as JSON, atomically (solvers.atomic): a temporary file in the same folder is
     renamed over ``path`` only once complete.  Non-finite numbers are refused before anything is
@@ -127,7 +155,7 @@ def check_output_dir(path, flag: str = "--plots") -> None:
 
 
 #: Output options of the CLI: attribute -> (flag, kind).
-OUTPUT_OPTIONS = {"json": ("--json", "file"), "npz": ("--npz", "file"), "plots": ("--plots", "dir")}
+OUTPUT_OPTIONS = {"derive_out": ("--out", "file"), "json": ("--json", "file"), "npz": ("--npz", "file"), "plots": ("--plots", "dir")}
 
 
 def check_output_args(args) -> None:

@@ -100,7 +100,7 @@ import numpy as np
 
 from .compiled import CompiledModel
 from .exponential import DEFAULT_TOL
-from .output import state_record
+from .output import Record, state_record
 from .particle_coupling import make_coupling_step
 from .particle_guard import (MAX_REFINE, STABILITY_CHECK_EVERY, SimulationBlowUp, SimulationUnstable,
                              StepGuard, StepTooCoarse, blowup, explicit_dt_limit)
@@ -116,7 +116,7 @@ __all__ = ["simulate", "SimulationResult", "SimulationBlowUp", "SimulationUnstab
 # result
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class SimulationResult:
+class SimulationResult(Record):
     """Output of simulate().  Arrays over records are indexed (record, population, bin).
 
     dt is the step actually used at the end of the run (dt_requested the one asked for; the guard may
@@ -158,6 +158,18 @@ class SimulationResult:
     dt_requested: float = None
     coupling_step: str = "exponential"
     step_audit: dict = field(default_factory=dict)
+
+    def save_npz(self, path) -> None:
+        """The time series as NPZ (written atomically): times (nt,); mean, variance, gbar, lambda,
+        lambda_state (nt, P, nbins); bin_centres; populations; n, seed, dt, dt_requested, T."""
+        from .atomic import atomic_savez
+        atomic_savez(path, times=self.times, mean=self.mean, variance=self.variance, gbar=self.gbar,
+                     **{"lambda": self.lam, "lambda_state": self.lam_state},
+                     bin_centres=np.asarray(self.bin_centres, float),
+                     populations=np.array(self.model.populations), n=np.array(self.n),
+                     seed=np.array(self.seed), dt=np.array(self.dt),
+                     dt_requested=np.array(self.dt_requested if self.dt_requested is not None else self.dt),
+                     T=np.array(self.T))
 
     def histogram(self, pop: str, bins=50, range=None, component: int | None = None):
         """Density-normalised histogram of component e (default) of the final states of ``pop``:

@@ -47,7 +47,7 @@ from . import fast_spectrum
 from .compiled import CompiledModel
 from .field import DEFAULT_NPOS, FieldSolver, _as_model
 from .lattice_coupling import lattice_range_basis, lattice_W, range_basis
-from .output import _clean
+from .output import Record, _clean
 
 OUTSIDE = "outside Range(W)"
 REL_TOL = 1e-9
@@ -84,7 +84,7 @@ class ModeSpectrum:
 
 
 @dataclass
-class Spectrum:
+class Spectrum(Record):
     """Spectrum of a stationary state.  source: 'field', 'field-gaussian-closure' or
     'stationary-balanced' (the kinetic stationary solver: fast spectrum only).  D (P, N) the gain
     slopes, Dbar (P,) their theta averages; fast (r,) the coupled fast eigenvalues, slow the coupled

@@ -38,7 +38,7 @@ from .compiled import CompiledModel
 from .density1d import DensityFamily, DensityStats, densities_for
 from .feasibility import DRIVE_RTOL, check_demanded, check_drive  # noqa: F401  (DRIVE_RTOL: re-exported)
 from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
-from .output import state_record
+from .output import Record, state_record
 
 TOL = 1e-12                 # max-norm of the (projected) balance residual at convergence
 STEP_LIMIT = 10.0           # Newton steps move lambda by at most STEP_LIMIT / sd(U1) per position
@@ -51,7 +51,7 @@ __all__ = ["StationaryResult", "solve_balanced", "solve_finite_n", "DEFAULT_NPOS
 
 
 @dataclass
-class StationaryResult:
+class StationaryResult(Record):
     """A stationary state.  Arrays per population a (first axis, model order) and lattice position i:
     lam, gbar, mean, variance, slope (D = <g'>), dgbar (d gbar / d lambda), all (P, N); Lambda (P, K)
     the coefficients of lambda on psi (finite n: without the sqrt(n) h_res part outside span psi).

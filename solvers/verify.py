@@ -46,6 +46,7 @@ import numpy as np
 from scipy import stats as sstats
 
 from .compiled import CompiledModel
+from .output import Record
 
 SUB = 5            # solver lattice points per particle bin (odd: centred on the bin)
 ALPHA = 1e-3       # family-wise level of the finite-n check
@@ -69,7 +70,7 @@ class VerifySettings:
 
 
 @dataclass
-class VerifyReport:
+class VerifyReport(Record):
     model: str
     populations: tuple
     settings: VerifySettings

@@ -17,7 +17,7 @@ from derive.derivation import derive
 from derive.loader import load_model
 from derive.render_common import Phi, atoms_of, blocks, entries, relabel, symbol_table, to_display
 from derive.render_text import render
-from derive.render_latex import PACKAGES, escape, write_latex
+from derive.render_latex import PACKAGES, escape
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["ei_linear", "ei_multiplicative", "ring_ei", "ring_nonlinear", "ring_unstable"]
@@ -299,7 +299,7 @@ def test_escape_text_mode():
 
 
 def test_latex_is_deterministic_across_processes(tmp_path):
-    """Same document from a fresh interpreter with another hash seed, and from write_latex."""
+    """Same document from a fresh interpreter with another hash seed, and from `balkin derive --latex --out`."""
     doc = render(derivation("ring_ei"), latex=True)
     env = dict(os.environ, PYTHONHASHSEED="12345")
     code = ("import sys; from derive.loader import load_model; from derive.derivation import derive; "
@@ -310,7 +310,8 @@ def test_latex_is_deterministic_across_processes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == doc
     out = tmp_path / "ring_ei.tex"
-    write_latex(derivation("ring_ei"), out)
+    from derive.cli import main
+    assert main(["derive", str(ROOT / "models" / "ring_ei.py"), "--latex", "--out", str(out)]) == 0
     assert out.read_text() == doc
 
 

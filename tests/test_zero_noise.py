@@ -11,7 +11,8 @@ import sympy as sp
 
 from derive import Model, Phi, Point, Population
 from derive.codegen import compile_module
-from derive.derivation import derive, render
+from derive.derivation import derive
+from derive.render_text import render
 
 ROOT = Path(__file__).resolve().parent.parent
 x = sp.Symbol("x")

@@ -29,7 +29,7 @@ from solvers.kinetic import KineticSolver
 from solvers.particles import StepTooCoarse, simulate
 from solvers.verify import SUB, CoupledNoise, _bin_average
 
-T, DT, NBINS, SEEDS = 3.0, 0.01, 4, 10
+T, DT, NBINS, SEEDS = 3.0, 0.01, 4, 6
 TIMES = np.array([0.5, 1.0, 1.5, 2.0, 2.5])
 
 

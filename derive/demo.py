@@ -18,7 +18,8 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, 
     from solvers.kinetic import KineticSolver
     from solvers.loading import load_generated
     from solvers.stationary import solve_balanced
-    from solvers.verify import VerifySettings, print_report, verify, write_plots
+    from solvers.verify import VerifySettings, verify
+    from solvers.verify_report import print_report, write_plots
 
     from .codegen import generate_source
     from .derivation import derive

@@ -38,7 +38,8 @@ def add_command(subparsers) -> None:
 def run(args) -> int:
     from .loading import model_name
     from .output import write_json
-    from .verify import VerifySettings, print_report, verify, write_plots
+    from .verify import VerifySettings, verify
+    from .verify_report import print_report, write_plots
     try:
         sizes = tuple(int(float(v)) for v in args.sizes.split(",") if v.strip())
     except ValueError:

@@ -16,8 +16,8 @@ from derive import Model, Phi, Point, Population, Ring, t
 from derive.codegen import compile_module
 from solvers.balance_errors import DriveOutsideRange
 from solvers.compiled import CompiledModel
-from solvers.field import (FieldNotApplicable, FieldSolver, add_field_arguments, solve_field,
-                           solve_field_command, stationary_field)
+from solvers.cli_solve_field import add_field_arguments, solve_field_command
+from solvers.field import FieldNotApplicable, FieldSolver, solve_field, stationary_field
 
 x, y = sp.symbols("x y")
 th, ph = sp.symbols("theta phi")

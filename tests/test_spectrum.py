@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from solvers.field import FieldSolver
-from solvers.spectrum import print_spectrum, slow_jacobian, spectrum
+from solvers.cli_spectrum import print_spectrum
+from solvers.spectrum import slow_jacobian, spectrum
 
 # ring_unstable's cos/sin-mode eigenvalue of W D (models/ring_unstable.py docstring)
 MU_UNSTABLE = 0.063083 + 0.201982j

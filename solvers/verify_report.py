@@ -46,6 +46,17 @@ def print_report(report: VerifyReport, file=None) -> None:
           file=file)
 
 
+def _save(fig, path, files: list) -> None:
+    """Lay out, write atomically (solvers.atomic), close; the path joins ``files``."""
+    import matplotlib.pyplot as plt
+
+    from .atomic import atomic_savefig
+    fig.tight_layout()
+    files.append(path)
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+
+
 def write_plots(report: VerifyReport, outdir) -> list:
     """Figures (needs matplotlib, the 'plot' extra): the particle histogram against the finite-n and
     limit densities at two bins, lambda(t) of one particle run against the kinetic predictions, and
@@ -59,7 +70,6 @@ def write_plots(report: VerifyReport, outdir) -> list:
         raise RuntimeError("--plots needs matplotlib: pip install -e '.[plot]'") from None
     from pathlib import Path
 
-    from .atomic import atomic_savefig
     from .output import check_output_dir
     check_output_dir(outdir, "--plots")       # an existing non-folder is refused, not overwritten
     out = Path(outdir)
@@ -88,10 +98,7 @@ def write_plots(report: VerifyReport, outdir) -> list:
             ax.set_title(f"{a}, bin at theta = {float(np.ravel(report.bins)[b]):.2f}")
             ax.set_xlabel("x")
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    files.append(out / f"{report.model}_densities.png")
-    atomic_savefig(fig, files[-1], dpi=110)
-    plt.close(fig)
+    _save(fig, out / f"{report.model}_densities.png", files)
 
     fig, axes = plt.subplots(1, len(pops), figsize=(5 * len(pops), 3.2), squeeze=False)
     tp, lp = pdat["particle_series"]
@@ -103,10 +110,7 @@ def write_plots(report: VerifyReport, outdir) -> list:
         ax.set_xlabel("t")
         ax.set_ylabel(f"lambda_{a} (bin 0)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    files.append(out / f"{report.model}_lambda.png")
-    atomic_savefig(fig, files[-1], dpi=110)
-    plt.close(fig)
+    _save(fig, out / f"{report.model}_lambda.png", files)
 
     sl = report.slope
     if sl:
@@ -122,8 +126,5 @@ def write_plots(report: VerifyReport, outdir) -> list:
         ax.set_xlabel("n")
         ax.set_ylabel("RMS error of the mean vs the limit")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        files.append(out / f"{report.model}_error_vs_n.png")
-        atomic_savefig(fig, files[-1], dpi=110)
-        plt.close(fig)
+        _save(fig, out / f"{report.model}_error_vs_n.png", files)
     return [str(f) for f in files]

@@ -107,16 +107,22 @@ def _writable_folder(folder: Path, flag: str, path) -> None:
         raise OutputPathError(f"{flag} {path}: the folder {folder} is not writable")
 
 
+def _path_text(path, flag: str, what: str) -> str:
+    """The path as text; refuse an empty name or one with a NUL character."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputPathError(f"{flag}: the {what} name is empty")
+    if "\0" in text:
+        raise OutputPathError(f"{flag} {text!r}: the {what} name contains a NUL character")
+    return text
+
+
 def check_output_file(path, flag: str = "--json") -> None:
     """Refuse an output file that cannot be written: empty, a folder, in a missing or read-only
     folder, or an existing file that is not writable.  Writes nothing."""
     if path is None:
         return
-    text = os.fspath(path)
-    if not text.strip():
-        raise OutputPathError(f"{flag}: the file name is empty")
-    if "\0" in text:
-        raise OutputPathError(f"{flag} {text!r}: the file name contains a NUL character")
+    text = _path_text(path, flag, "file")
     p = Path(text).expanduser()
     if text.endswith(os.sep) or p.is_dir():
         raise OutputPathError(f"{flag} {text}: is a folder, not a file (give a file name, e.g. "
@@ -133,11 +139,7 @@ def check_output_dir(path, flag: str = "--plots") -> None:
     exists nor can be created (its nearest existing ancestor must be a writable folder)."""
     if path is None:
         return
-    text = os.fspath(path)
-    if not text.strip():
-        raise OutputPathError(f"{flag}: the folder name is empty")
-    if "\0" in text:
-        raise OutputPathError(f"{flag} {text!r}: the folder name contains a NUL character")
+    text = _path_text(path, flag, "folder")
     p = Path(text).expanduser()
     if p.exists():
         if not p.is_dir():

@@ -17,23 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derive import cli
+from cli_helpers import one_error_line, run
 from derive.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
-def one_error_line(err, cmd):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"balkin {cmd}: error: "), lines[0]
-    return lines[0]
 
 
 def test_json_to_a_directory(tmp_path, capsys):

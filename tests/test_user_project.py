@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import one_error_line, run
 from derive.cli import main
 from derive.project import EXAMPLE_MODEL, EXAMPLE_NAME
 from solvers.compiled import CompiledModel
@@ -21,18 +22,6 @@ from solvers.loading import (PACKAGE_GENERATED, StaleGeneratedModule, load_gener
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
-def one_error_line(err, cmd):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"balkin {cmd}: error: "), lines[0]
-    return lines[0]
 
 
 def snapshot(folder: Path) -> dict:

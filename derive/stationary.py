@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.polys.polyerrors import BasePolynomialError
 
 from .sde import ito_drift
 
@@ -40,7 +41,10 @@ def _integrate(expr, x):
     inner = {f for f in expr.atoms(sp.Function) if f.has(x)}
     if any(g is not f and f.has(g) for f in inner for g in inner):
         return None
-    res = sp.integrate(sp.expand(expr), x)
+    try:
+        res = sp.integrate(sp.expand(expr), x)
+    except (NotImplementedError, BasePolynomialError):
+        return None                  # SymPy gives up (e.g. NotInvertible on sqrt(1 + x^2/4) noise)
     if res.has(sp.Integral):
         return None
     return sp.simplify(res) if sp.count_ops(res) < 60 else res

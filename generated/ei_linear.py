@@ -13,7 +13,7 @@ Model 'ei_linear': state ['x'], space Point(), noise ito, synaptic input into x
 """
 # balkin model hash (canonical form): d14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0
 # balkin model source hash (sha256): 8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2
-# balkin generator version 1, hash 8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb
+# balkin generator version 1, hash 3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_linear.py'
 MODEL_HASH = 'd14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0'
 MODEL_SOURCE_HASH = '8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb'
+GENERATOR_HASH = '3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

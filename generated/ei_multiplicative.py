@@ -13,7 +13,7 @@ Model 'ei_multiplicative': state ['x'], space Point(), noise ito, synaptic input
 """
 # balkin model hash (canonical form): 54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201
 # balkin model source hash (sha256): 650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2
-# balkin generator version 1, hash 8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb
+# balkin generator version 1, hash 3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_multiplicative.py'
 MODEL_HASH = '54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201'
 MODEL_SOURCE_HASH = '650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb'
+GENERATOR_HASH = '3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

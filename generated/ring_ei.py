@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash 8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb
+# balkin generator version 1, hash 3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb'
+GENERATOR_HASH = '3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash 8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb
+# balkin generator version 1, hash 3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb'
+GENERATOR_HASH = '3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

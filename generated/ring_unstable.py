@@ -13,7 +13,7 @@ Model 'ring_unstable': state ['x'], space Ring(theta, phi), noise ito, synaptic 
 """
 # balkin model hash (canonical form): 172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a
 # balkin model source hash (sha256): 39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8
-# balkin generator version 1, hash 8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb
+# balkin generator version 1, hash 3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_unstable.py'
 MODEL_HASH = '172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a'
 MODEL_SOURCE_HASH = '39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '8946cbfc4aa41ce431f34603f8410c6980bdb865c51a591794d017a38e2ff0bb'
+GENERATOR_HASH = '3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -418,3 +418,25 @@ def test_solvers_do_not_import_sympy():
     code = ("import sys, solvers.stationary, solvers.density1d, solvers.lattice_coupling, "
             "solvers.cli_solve; assert 'sympy' not in sys.modules, 'sympy imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).resolve().parent.parent))
+
+
+def test_sympy_integration_failure_falls_back_to_quadrature():
+    """Multiplicative noise 0.7 sqrt(1 + x^2/4) with a softplus gain: SymPy's integrate raises
+    NotInvertible on the potential; the derivation falls back to quadrature and the stationary
+    solver still finds the state (balanced: W gbar + h = 0)."""
+    import sympy as sp
+
+    from derive import Model, Point, Population
+    from derive.codegen import compile_module
+    x = sp.Symbol("x")
+    g = sp.log(1 + sp.exp(3 * (x - 0.3))) / 3
+    model = Model(name="sympy_fallback", state=[x], space=Point(),
+                  populations=[Population("E", drift=-x, diffusion=0.7 * sp.sqrt(1 + x ** 2 / 4), gain=g,
+                                          drive=0.4),
+                               Population("I", drift=-1.5 * x, diffusion=0.9, gain=g, drive=0.1)],
+                  kernel={("E", "E"): 1.0, ("E", "I"): -2.5, ("I", "E"): 1.5, ("I", "I"): -2.0})
+    cm = CompiledModel(compile_module(model))
+    assert cm.module.STATIONARY_CLOSED_FORM["E"] is False
+    st = solve_balanced(cm)
+    W = np.array([[1.0, -2.5], [1.5, -2.0]])
+    np.testing.assert_allclose(W @ st.gbar[:, 0] + [0.4, 0.1], 0, atol=1e-8)

@@ -32,7 +32,7 @@ from .balance_errors import DriveOutsideRange, GainRangeExceeded
 
 DRIVE_RTOL = 1e-9           # h is outside Range(W) when its distance exceeds DRIVE_RTOL * rms(h)
 
-__all__ = ["check_feasible", "check_drive", "check_demanded", "gain_range"]
+__all__ = ["check_feasible", "check_drive", "check_demanded", "demanded_checks", "demanded_margin", "gain_range"]
 
 
 def _position_label(cpl, i: int) -> str:
@@ -79,35 +79,58 @@ def gain_range(model, pop: str, pos=(), t: float = 0.0) -> tuple[np.ndarray, np.
     return lo, hi
 
 
-def check_demanded(cpl, ranges=None) -> None:
-    """GainRangeExceeded when balance fixes an activity outside the gain's range (module docstring).
+def demanded_checks(cpl, ranges=None) -> list:
+    """The activities balance fixes, each with the gain's range there: a list of (demanded value, lo,
+    hi, where (text), position) (module docstring, item 2); empty when B has no full column rank.
     ranges: per population (lo (N,), hi (N,)) on cpl's lattice (default: ``gain_range``)."""
     model = cpl.model
     mu = cpl.demanded_moments()
     if mu is None:
-        return
+        return []
     if ranges is None:
         ranges = [gain_range(model, a, cpl.pos, cpl.t) for a in model.populations]
+    checks = []
     for b, pop in enumerate(model.populations):
         lo, hi = ranges[b]
-        checks = []
         if cpl.separable:
             for l in range(cpl.L):
                 c = cpl.Chi[l]
                 if abs(c[0]) > 0 and np.ptp(c) <= 1e-12 * abs(c[0]):
                     where = ("the point (no space)" if not cpl.pos else "the spatial mean over positions")
-                    checks.append((mu[b, l] / c[0], float(np.mean(lo)), float(np.mean(hi)), where, None))
+                    checks.append((pop, mu[b, l] / c[0], float(np.mean(lo)), float(np.mean(hi)), where, None))
         else:
             for i in range(cpl.N):
-                checks.append((mu[b, i], float(lo[i]), float(hi[i]), _position_label(cpl, i),
+                checks.append((pop, mu[b, i], float(lo[i]), float(hi[i]), _position_label(cpl, i),
                                _position(cpl, i)))
-        for dem, rlo, rhi, where, position in checks:
-            width = rhi - rlo if math.isfinite(rhi - rlo) else 1.0
-            if not (rlo + 1e-12 * width < dem < rhi - 1e-12 * width):
-                raise GainRangeExceeded(
-                    f"model {model.name!r}: balance demands gbar_{pop} = {dem:.6g} at {where}, outside "
-                    f"the range of the gain g_{pop}, [{rlo:.6g}, {rhi:.6g}] (estimated over the domain); "
-                    f"no balanced state exists", pop, position, float(dem), (rlo, rhi))
+    return checks
+
+
+def demanded_margin(cpl, ranges=None) -> float | None:
+    """min over the demanded activities of (distance to the nearer end of the gain's range) / (its
+    width): > 0 where balance can hold, <= 0 past the loss of balance; None when balance fixes no
+    activity (B without full column rank).  A continuous function of the parameters, whose zero is
+    the loss-of-balance boundary (solvers.boundaries)."""
+    checks = demanded_checks(cpl, ranges)
+    if not checks:
+        return None
+    out = math.inf
+    for _, dem, rlo, rhi, _, _ in checks:
+        width = rhi - rlo if math.isfinite(rhi - rlo) else 1.0
+        out = min(out, (dem - rlo) / width, (rhi - dem) / width)
+    return float(out)
+
+
+def check_demanded(cpl, ranges=None) -> None:
+    """GainRangeExceeded when balance fixes an activity outside the gain's range (module docstring).
+    ranges: per population (lo (N,), hi (N,)) on cpl's lattice (default: ``gain_range``)."""
+    model = cpl.model
+    for pop, dem, rlo, rhi, where, position in demanded_checks(cpl, ranges):
+        width = rhi - rlo if math.isfinite(rhi - rlo) else 1.0
+        if not (rlo + 1e-12 * width < dem < rhi - 1e-12 * width):
+            raise GainRangeExceeded(
+                f"model {model.name!r}: balance demands gbar_{pop} = {dem:.6g} at {where}, outside "
+                f"the range of the gain g_{pop}, [{rlo:.6g}, {rhi:.6g}] (estimated over the domain); "
+                f"no balanced state exists", pop, position, float(dem), (rlo, rhi))
 
 
 def check_feasible(model, t: float = 0.0, npos: int | None = None, params: dict | None = None) -> None:

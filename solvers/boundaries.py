@@ -1,0 +1,216 @@
+"""Boundaries of a phase diagram, located to a tolerance in the parameter (solvers.sweep).
+
+Between two neighbouring grid points a and b (along either axis, the other parameters fixed) the
+sweep finds a boundary where
+
+  * loss of balance: one point is solvable and the other is not (InfeasibleBalance).  Refined on
+    the demanded-activity margin m(p) (solvers.feasibility.demanded_margin: the distance of the
+    activities balance fixes from the ends of the gains' ranges, over the range's width; it is a
+    continuous function of p whose zero is where a demanded activity reaches an end of the range,
+    e.g. gbar = -W^{-1} h reaching 0 or 1 on a point) by Brent's method; where the margin does not
+    change sign (balance fixes no activity, or the activity leaves the range at one position only)
+    by bisection on "the stationary solve succeeds";
+  * fast instability: the largest real part of the deciding fast eigenvalues of a mode (W D on
+    Range(W) in the balanced limit; diag(<f'>) + sqrt(n) W D at finite n) changes sign.  Refined by
+    Brent's method on that largest real part (continuous in p), the stationary state re-solved at
+    every trial p from the last one.  At the root the crossing eigenvalue is reported: complex
+    (|Im| > 1e-6 max(1, |mu|)) = Hopf, with angular frequency |Im mu| (sqrt(n) |Im mu| at size n),
+    real = saddle-node (a real eigenvalue through 0);
+  * slow instability: the same with the slow eigenvalues (solvers.spectrum, linear models).
+
+Each boundary is located to ``xtol`` (default 1e-10) in the parameter (Brent: |p - p*| <= xtol +
+1e-14 |p*|; bisection: the final bracket is narrower than xtol).  ``critical_size`` locates, at
+fixed parameters, the network size n at which a mode of the finite-n fast matrix crosses (Brent's
+method in log n).  Each boundary is one task (solvers.ensemble).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import brentq
+
+from .ensemble import SERIAL, run_tasks
+from .sweep import _all, fast_of, leading, load_model, margin_of, max_re, slow_of, solve_state
+
+RTOL = 1e-14
+HOPF_RTOL = 1e-6
+
+__all__ = ["locate_boundaries", "refine_boundary", "crossings", "critical_size"]
+
+
+def crossings(a: dict, b: dict) -> list:
+    """The boundaries between two neighbouring points: [(kind, mode)] with kind 'balance', 'fast'
+    (per mode whose largest deciding real part changes sign) or 'slow'."""
+    out = []
+    oka, okb = a["status"] == "ok", b["status"] == "ok"
+    if oka != okb:
+        if "no-balance" in (a["status"], b["status"]):
+            out.append(("balance", None))
+        return out
+    if not oka:
+        return out
+    for m in sorted(set(a["fast"]) & set(b["fast"])):
+        if (max_re(a["fast"][m]) > 0) != (max_re(b["fast"][m]) > 0):
+            out.append(("fast", m))
+    if a["slow"] is not None and b["slow"] is not None:
+        sa, sb = _all(a["slow"]), _all(b["slow"])
+        if sa.size and sb.size and (max_re(sa) > 0) != (max_re(sb) > 0):
+            out.append(("slow", None))
+    return out
+
+
+def _edges(res):
+    """Neighbouring pairs (index a, index b, axis) of the grid."""
+    shape = res.shape
+    out = []
+    for p in res.points:
+        idx = tuple(p["index"])
+        for ax in range(len(shape)):
+            if idx[ax] + 1 < shape[ax]:
+                nb = list(idx)
+                nb[ax] += 1
+                out.append((idx, tuple(nb), ax))
+    return out
+
+
+def locate_boundaries(spec, res, *, scheduler=SERIAL, progress=None, xtol: float = 1e-10) -> list:
+    """Every boundary between neighbouring points of the sweep result ``res``, refined (one task each)."""
+    grid = {tuple(p["index"]): p for p in res.points}
+    tasks = []
+    for ia, ib, ax in _edges(res):
+        a, b = grid[ia], grid[ib]
+        for kind, mode in crossings(a, b):
+            name = res.axes[ax][0]
+            fixed = {k: v for k, v in a["params"].items() if k != name}
+            tasks.append((spec, fixed, name, a["params"][name], b["params"][name], kind, mode,
+                          a["_Lambda"], b["_Lambda"], xtol, {"between": [list(ia), list(ib)],
+                                                             "verdicts": [a["verdict"], b["verdict"]]}))
+    return run_tasks(refine_boundary, tasks, scheduler=scheduler, progress=progress, label="boundaries")
+
+
+class _Solver:
+    """Stationary solves along one parameter with warm starts from the last solve."""
+
+    def __init__(self, spec, fixed, name, start):
+        self.spec, self.fixed, self.name, self.L = spec, fixed, name, start
+
+    def __call__(self, v):
+        from .balance_errors import NoConvergence
+        params = {**self.fixed, self.name: float(v)}
+        try:
+            cm, st = solve_state(self.spec, params, self.L)
+        except NoConvergence:
+            cm, st = solve_state(self.spec, params, None)
+        self.L = st.Lambda
+        return cm, st
+
+
+def refine_boundary(task) -> dict:
+    """One boundary between p = a and p = b (module docstring); a dict with type, mode, kind ('hopf',
+    'saddle-node', 'loss-of-balance'), parameter, value, params (all swept parameters at the
+    boundary), bracket, method, tolerance and, for spectral boundaries, the crossing eigenvalue
+    [re, im] and angular frequency (sqrt(n) |Im mu| at size n: given at finite n, else per sqrt(n));
+    for loss of balance the population whose demanded activity reaches its range, and the value."""
+    from .balance_errors import InfeasibleBalance, StationaryError
+    spec, fixed, name, a, b, kind, mode, La, Lb, xtol, meta = task
+    out = {"type": kind, "mode": mode, "parameter": name, "bracket": [a, b], "n": spec.n, **meta}
+    try:
+        if kind in ("fast", "slow"):
+            solver = _Solver(spec, fixed, name, La if La is not None else Lb)
+
+            def f(v):
+                cm, st = solver(v)
+                w = fast_of(spec, st).get(mode, np.zeros(0)) if kind == "fast" else _all(slow_of(spec, cm))
+                return max_re(w)
+            root = brentq(f, a, b, xtol=xtol, rtol=RTOL)
+            cm, st = solver(root)
+            w = fast_of(spec, st).get(mode, np.zeros(0)) if kind == "fast" else _all(slow_of(spec, cm))
+            mu = leading(w)
+            hopf = abs(mu.imag) > HOPF_RTOL * max(1.0, abs(mu))
+            out.update(kind="hopf" if hopf else "saddle-node", value=float(root), method="brentq",
+                       tolerance=xtol, eigenvalue=[mu.real, mu.imag])
+            if spec.n is None:
+                out["angular_frequency_per_sqrt_n"] = abs(mu.imag)
+            else:
+                out["angular_frequency"] = abs(mu.imag)
+                lim = leading(st.modes.get("psi=" + mode, st.modes.get(mode, np.zeros(0))))
+                out["limit_eigenvalue"] = None if lim is None else [lim.real, lim.imag]
+        else:
+            def margin(v):
+                try:
+                    return margin_of(spec, load_model(spec, {**fixed, name: float(v)}))
+                except InfeasibleBalance:
+                    return None
+            ma, mb = margin(a), margin(b)
+            if ma is not None and mb is not None and (ma > 0) != (mb > 0):
+                root = brentq(lambda v: margin(v), a, b, xtol=xtol, rtol=RTOL)
+                out.update(value=float(root), method="brentq on the demanded-activity margin", tolerance=xtol)
+                out.update(_which_activity(spec, {**fixed, name: float(root)}))
+            else:
+                solver = _Solver(spec, fixed, name, La if La is not None else Lb)
+
+                def solvable(v):
+                    try:
+                        solver(v)
+                        return True
+                    except StationaryError:
+                        return False
+                lo, hi = (a, b) if solvable(a) else (b, a)
+                while abs(hi - lo) > xtol:
+                    mid = 0.5 * (lo + hi)
+                    if solvable(mid):
+                        lo = mid
+                    else:
+                        hi = mid
+                out.update(value=float(0.5 * (lo + hi)), method="bisection on solvability", tolerance=xtol,
+                           last_solvable=float(lo))
+            out["kind"] = "loss-of-balance"
+    except (StationaryError, ValueError) as exc:
+        out.update(kind="unresolved", value=None, method="failed", error=f"{type(exc).__name__}: {exc}")
+    out["params"] = {**fixed, name: out.get("value")}
+    return out
+
+
+def _which_activity(spec, params) -> dict:
+    """At a loss-of-balance root: the population and demanded activity that reached the range's end."""
+    from .feasibility import demanded_checks
+    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
+    cm = load_model(spec, params)
+    npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
+    best = None
+    for pop, dem, lo, hi, where, _ in demanded_checks(LatticeCoupling(cm, npos, spec.t)):
+        width = hi - lo if math.isfinite(hi - lo) else 1.0
+        for end in (lo, hi):
+            d = abs(dem - end) / width
+            if best is None or d < best[0]:
+                best = (d, pop, float(dem), float(end), where)
+    if best is None:
+        return {}
+    return {"population": best[1], "demanded_activity": best[2], "range_end": best[3], "where": best[4]}
+
+
+def critical_size(model_spec, params: dict, mode: str | None = None, *, n_lo: float = 1.0,
+                  n_hi: float = 1e12, rtol: float = 1e-10) -> dict:
+    """The network size n* at which the finite-n fast matrix diag(<f'>) + sqrt(n) W D (at the
+    finite-n stationary state) has an eigenvalue of ``mode`` (None: any) crossing Re = 0, by Brent's
+    method on its largest real part in log n over [n_lo, n_hi] (relative tolerance rtol in n).  For
+    J = <f'> < 0 and an unstable limit eigenvalue mu (Re mu > 0) this is near n = (J / Re mu)^2.
+    Returns {'n': n*, 'eigenvalue': [re, im] at n*, 'angular_frequency': |Im|} or {'n': None, ...}
+    when the sign does not change over the interval."""
+    from dataclasses import replace
+
+    def f(logn):
+        spec = replace(model_spec, n=float(math.exp(logn)))
+        _, st = solve_state(spec, params)
+        w = fast_of(spec, st)
+        return max_re(w.get(mode, np.zeros(0)) if mode else _all(w)), w
+    lo, hi = math.log(n_lo), math.log(n_hi)
+    flo, fhi = f(lo)[0], f(hi)[0]
+    if (flo > 0) == (fhi > 0):
+        return {"n": None, "reason": f"no crossing for n in [{n_lo:g}, {n_hi:g}] (max Re {flo:.3g}, {fhi:.3g})"}
+    root = brentq(lambda x: f(x)[0], lo, hi, xtol=rtol, rtol=RTOL)
+    _, w = f(root)
+    mu = leading(w.get(mode, np.zeros(0)) if mode else _all(w))
+    return {"n": float(math.exp(root)), "eigenvalue": [mu.real, mu.imag], "angular_frequency": abs(mu.imag),
+            "unstable_above": fhi > 0}

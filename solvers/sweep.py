@@ -1,0 +1,471 @@
+"""Phase diagrams: the stationary state, its spectra and its verdict over a grid of parameter values,
+with the boundaries between verdicts located (solvers.boundaries) and, on request, checked against
+particles (solvers.sweep_particles).  Tasks run serially or on Dask (solvers.ensemble).
+
+At every point (parameter values p) of a 1-D or 2-D grid:
+
+  * feasibility (solvers.feasibility): h in Range(W), and the activities balance demands inside the
+    gains' ranges; ``margin`` = min over the demanded activities of the distance to the nearer end
+    of the range over its width (> 0 feasible; None when balance fixes no activity);
+  * the stationary state: balanced limit (n None: W gbar + h = 0 with lambda in Range(W),
+    solvers.stationary.solve_balanced) or the finite-n state (lambda_n = sqrt(n) (W gbar + h),
+    solve_finite_n); per population lambda, gbar (its spatial mean, min and max), mean, variance
+    (spatial means);
+  * the fast spectrum per mode: the eigenvalues mu of W D on Range(W) (rates sqrt(n) Re mu,
+    angular frequencies sqrt(n) Im mu); at finite n also those of diag(<f'>) + sqrt(n) W D, which
+    decide stability there; the slow spectrum per mode (solvers.spectrum: the field on the
+    manifold; linear models with additive noise, balanced limit only);
+  * the verdict: 'no-balance' (infeasible), 'no-convergence', 'unstable-oscillatory' / 'unstable-real'
+    (a fast eigenvalue with Re > 0: complex / real leading one), 'slow-unstable', 'marginal',
+    'ringing' (stable, complex fast eigenvalues: damped oscillations on the way onto the manifold)
+    or 'stable'; the tolerance on Re is 1e-9 max(1, max |eig|) as in solvers.spectrum.
+
+Continuation.  1-D: the points are solved in order along the axis, each Newton solve started from
+the secant predictor Lambda_k + (p_{k+1} - p_k) (Lambda_k - Lambda_{k-1}) / (p_k - p_{k-1}) of the
+last two solved points (then from Lambda_k, then from a cold start); where all fail and the branch
+folds, pseudo-arclength continuation (solvers.arclength) follows it round the fold, which is
+reported as a saddle-node boundary of the branch.  2-D (axes p, q): the first column (p = p_0,
+all q) is continued along q (the spine); then each row q_j is continued along p from its spine
+point, which its neighbour row's continuation reached: the rows are independent tasks.  A task is a
+pure function of its inputs, so the table is the same bit for bit serially, on a LocalCluster and on
+a remote cluster.
+
+This module never imports SymPy.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .ensemble import SERIAL, ModelRef, run_tasks
+from .output import Record, _clean
+
+EIG_RTOL = 1e-9             # |Re| below this (relative to max(1, max |eig|)) is marginal (solvers.spectrum)
+VERDICTS = ("stable", "ringing", "marginal", "slow-unstable", "unstable-real", "unstable-oscillatory",
+            "no-balance", "no-convergence")
+
+__all__ = ["SweepSpec", "SweepResult", "sweep", "parse_range", "evaluate_point", "VERDICTS"]
+
+
+def parse_range(text: str) -> tuple[str, np.ndarray]:
+    """'NAME=START:STOP:COUNT' -> (NAME, linspace(START, STOP, COUNT)); COUNT >= 1 (1: START only)."""
+    name, sep, rng = str(text).partition("=")
+    parts = rng.split(":")
+    if not sep or not name.strip() or len(parts) != 3:
+        raise ValueError(f"--param expects NAME=START:STOP:COUNT, got {text!r}")
+    try:
+        a, b = float(parts[0]), float(parts[1])
+        count = int(parts[2])
+    except ValueError:
+        raise ValueError(f"--param {name.strip()}: START:STOP:COUNT must be two numbers and an integer, "
+                         f"got {rng!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"--param {name.strip()}: START and STOP must be finite, got {rng!r}")
+    if count < 1 or (count > 1 and a == b):
+        raise ValueError(f"--param {name.strip()}: need COUNT >= 1 and START != STOP, got {rng!r}")
+    return name.strip(), np.linspace(a, b, count)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What every point computes: the model (a ModelRef: loadable in a worker), the network size n
+    (None: the balanced limit), lattice positions per angle (None: the solvers' default), whether
+    to compute the slow spectrum, the time t of a time-dependent drive."""
+
+    model: ModelRef
+    n: float | None = None
+    npos: int | None = None
+    slow: bool = True
+    t: float = 0.0
+
+
+_CACHE: dict = {}
+
+
+def load_model(spec: SweepSpec, params: dict):
+    """The CompiledModel of spec.model with ``params`` (its generated module loaded once per process)."""
+    from .compiled import CompiledModel
+    base = _CACHE.get(spec.model.ref)
+    if base is None:
+        base = _CACHE[spec.model.ref] = ModelRef(spec.model.ref).load().module
+    return CompiledModel(base, {**dict(spec.model.params), **params})
+
+
+def _label(key: str) -> str:
+    return key[4:] if key.startswith("psi=") else key
+
+
+def _modes(d) -> dict:
+    return {_label(k): np.asarray(v, complex) for k, v in (d or {}).items()}
+
+
+def _all(modes: dict | None) -> np.ndarray:
+    if not modes:
+        return np.zeros(0, complex)
+    return np.concatenate([np.asarray(v, complex) for v in modes.values()])
+
+
+def max_re(w) -> float:
+    w = np.asarray(w, complex)
+    return float(np.max(w.real)) if w.size else -math.inf
+
+
+def leading(w) -> complex | None:
+    w = np.asarray(w, complex)
+    if not w.size:
+        return None
+    k = int(np.lexsort((-np.abs(w.imag), w.real))[-1])       # largest Re; the +Im member of a pair
+    return complex(w[k].real, abs(w[k].imag))
+
+
+def verdict_of(fast: dict, slow: dict | None) -> str:
+    """The verdict of a solved point from its deciding fast eigenvalues and slow eigenvalues per mode."""
+    wf, ws = _all(fast), _all(slow)
+    scale = max(1.0, float(np.abs(wf).max()) if wf.size else 0.0, float(np.abs(ws).max()) if ws.size else 0.0)
+    tol = EIG_RTOL * scale
+    if wf.size and max_re(wf) > tol:
+        lead = leading(wf)
+        return "unstable-oscillatory" if abs(lead.imag) > tol else "unstable-real"
+    if ws.size and max_re(ws) > tol:
+        return "slow-unstable"
+    if (wf.size and np.any(np.abs(wf.real) <= tol)) or (ws.size and np.any(np.abs(ws.real) <= tol)):
+        return "marginal"
+    return "ringing" if wf.size and np.any(np.abs(wf.imag) > tol) else "stable"
+
+
+def solve_state(spec: SweepSpec, params: dict, start=None):
+    """(CompiledModel, StationaryResult) at ``params``: balanced limit or finite n, from ``start``
+    (Lambda) when given; raises the solvers' StationaryError subclasses."""
+    from .stationary import solve_balanced, solve_finite_n
+    cm = load_model(spec, params)
+    if spec.n is None:
+        return cm, solve_balanced(cm, npos=spec.npos, t=spec.t, start=start, check_stability=False)
+    return cm, solve_finite_n(cm, spec.n, npos=spec.npos, t=spec.t, start=start, check_stability=False)
+
+
+def fast_of(spec: SweepSpec, st) -> dict:
+    """The deciding fast eigenvalues per mode: W D at the limit, diag(<f'>) + sqrt(n) W D at finite n."""
+    return _modes(st.modes if spec.n is None else st.finite_n_modes)
+
+
+def slow_of(spec: SweepSpec, cm) -> dict | None:
+    """The slow eigenvalues per mode (solvers.spectrum, field of a linear/additive model, limit only)."""
+    if not spec.slow or spec.n is not None:
+        return None
+    if not all(dict(getattr(cm.module, "LINEAR_ADDITIVE", {})).get(a, False) for a in cm.populations):
+        return None
+    from .spectrum import spectrum
+    sp = spectrum(cm, npos=spec.npos, t=spec.t)
+    return {r.label: np.asarray(r.slow, complex) for r in sp.modes if r.slow is not None}
+
+
+def margin_of(spec: SweepSpec, cm) -> float | None:
+    """solvers.feasibility.demanded_margin on the solver's lattice."""
+    from .feasibility import demanded_margin
+    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
+    npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
+    return demanded_margin(LatticeCoupling(cm, npos, spec.t))
+
+
+def evaluate_point(spec: SweepSpec, params: dict, start=None, *, index=None) -> dict:
+    """Everything the sweep records at one point (module docstring), plus '_Lambda' (the solved
+    coefficients, for warm starts; None when unsolved)."""
+    from .balance_errors import InfeasibleBalance, StationaryError
+    pt = {"index": index, "params": dict(params), "status": "ok", "reason": "", "verdict": None,
+          "margin": None, "iterations": 0, "populations": {}, "fast": {}, "limit_fast": {}, "slow": None,
+          "_Lambda": None}
+    cm = load_model(spec, params)
+    try:
+        pt["margin"] = margin_of(spec, cm)
+    except InfeasibleBalance:
+        pass
+    try:
+        cm, st = solve_state(spec, params, start)
+    except InfeasibleBalance as exc:
+        pt.update(status="no-balance", reason=f"{type(exc).__name__}: {exc}", verdict="no-balance")
+        return pt
+    except StationaryError as exc:
+        pt.update(status="no-convergence", reason=f"{type(exc).__name__}: {exc}", verdict="no-convergence")
+        return pt
+    pt["iterations"] = int(st.iterations)
+    pt["_Lambda"] = np.asarray(st.Lambda, float).copy()
+    for i, a in enumerate(cm.populations):
+        pt["populations"][a] = {"lambda": float(np.mean(st.lam[i])), "gbar": float(np.mean(st.gbar[i])),
+                                "gbar_min": float(np.min(st.gbar[i])), "gbar_max": float(np.max(st.gbar[i])),
+                                "mean": float(np.mean(st.mean[i])), "variance": float(np.mean(st.variance[i]))}
+    pt["fast"] = fast_of(spec, st)
+    pt["limit_fast"] = _modes(st.modes)
+    pt["slow"] = slow_of(spec, cm)
+    pt["verdict"] = verdict_of(pt["fast"], pt["slow"])
+    return pt
+
+
+# ---- continuation along a line ------------------------------------------------------------------
+
+def _predict(done: list, value: float) -> list:
+    """Starts to try at ``value``, in order: the secant predictor from the last two solved points
+    of the line, the last solved point (or the line's given start), and a cold start (None)."""
+    ok = [(p, L) for p, L in done if p is not None]
+    starts = []
+    if len(ok) >= 2:
+        (p0, L0), (p1, L1) = ok[-2], ok[-1]
+        if p1 != p0:
+            starts.append(L1 + (value - p1) * (L1 - L0) / (p1 - p0))
+    if ok:
+        starts.append(ok[-1][1])
+    elif done:
+        starts.append(done[0][1])
+    return starts + [None]
+
+
+def continue_line(task) -> list:
+    """One continuation task: (spec, fixed params, axis name, values, index prefix, start Lambda or
+    None).  Returns the points in order (module docstring: predictor, then the last state, then a
+    cold start; pseudo-arclength round a fold, solvers.arclength)."""
+    spec, fixed, name, values, prefix, start = task
+    points = []
+    done = [] if start is None else [(None, np.asarray(start, float))]
+    for k, v in enumerate(values):
+        params = {**fixed, name: float(v)}
+        pt = None
+        for s in _predict(done, float(v)):
+            pt = evaluate_point(spec, params, s, index=(*prefix, k))
+            if pt["status"] != "no-convergence":
+                break
+        if pt["status"] == "no-convergence" and sum(p is not None for p, _ in done) >= 2:
+            from .arclength import around_fold
+            fold = around_fold(spec, fixed, name, [(p, L) for p, L in done if p is not None], float(v))
+            if fold is not None:
+                pt.setdefault("_folds", []).append(fold)
+        points.append(pt)
+        if pt["_Lambda"] is not None:
+            done.append((float(v), pt["_Lambda"]))
+    return points
+
+
+# ---- the result ---------------------------------------------------------------------------------
+
+def _pairs(w):
+    return [[float(np.real(v)), float(np.imag(v))] for v in np.asarray(w, complex)]
+
+
+def _eigtext(w) -> str:
+    return " ".join(f"{v.real:.10g}{v.imag:+.10g}j" for v in np.asarray(w, complex))
+
+
+@dataclass
+class SweepResult(Record):
+    """A phase diagram.  axes: [(name, values)] (one or two); points: the grid points in row-major
+    order (the last axis fastest), each a dict (solvers.sweep.evaluate_point); grid: index tuple ->
+    point; boundaries: refined boundary points (solvers.boundaries); particle_checks: particle
+    ensembles on both sides of the boundaries (solvers.sweep_particles); fixed: the other parameters;
+    n, npos: as asked; scheduler: where the tasks ran; timings."""
+
+    model: str
+    populations: tuple
+    axes: list
+    n: float | None
+    npos: int | None
+    fixed: dict
+    points: list
+    boundaries: list = field(default_factory=list)
+    particle_checks: list = field(default_factory=list)
+    scheduler: str = SERIAL
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(len(v) for _, v in self.axes)
+
+    def point(self, *index) -> dict:
+        for p in self.points:
+            if tuple(p["index"]) == tuple(index):
+                return p
+        raise KeyError(f"no point {index}")
+
+    def verdicts(self) -> np.ndarray:
+        """The verdicts as an array of the grid's shape (axes in order)."""
+        out = np.empty(self.shape, dtype=object)
+        for p in self.points:
+            out[tuple(p["index"])] = p["verdict"]
+        return out
+
+    def values(self, quantity: str, population: str | None = None) -> np.ndarray:
+        """A quantity on the grid (NaN where unsolved): 'margin', 'max_re' (the deciding fast
+        eigenvalues), 'freq' (|Im| of the leading one), or a population's 'lambda', 'gbar',
+        'gbar_min', 'gbar_max', 'mean', 'variance'."""
+        out = np.full(self.shape, np.nan)
+        for p in self.points:
+            if quantity == "margin":
+                v = p["margin"]
+            elif quantity in ("max_re", "freq"):
+                w = _all(p["fast"])
+                lead = leading(w)
+                v = None if lead is None else (lead.real if quantity == "max_re" else abs(lead.imag))
+            else:
+                v = p["populations"].get(population, {}).get(quantity)
+            out[tuple(p["index"])] = np.nan if v is None else v
+        return out
+
+    def table(self) -> list[dict]:
+        """The tidy table: one row per point and population (parameters, population, status, verdict,
+        margin, lambda, gbar (mean, min, max), mean, variance, the leading deciding fast eigenvalue and
+        its mode, all fast eigenvalues, the leading slow eigenvalue); an unsolved point has one row
+        with population ''."""
+        rows = []
+        names = [nm for nm, _ in self.axes]
+        for p in self.points:
+            base = {nm: p["params"][nm] for nm in names}
+            base.update(status=p["status"], verdict=p["verdict"], margin=p["margin"])
+            w = _all(p["fast"])
+            lead = leading(w)
+            lead_mode = ""
+            if lead is not None:
+                lead_mode = max(p["fast"], key=lambda m: max_re(p["fast"][m]))
+            ws = _all(p["slow"])
+            sl = leading(ws)
+            eig = {"fast_leading_re": None if lead is None else lead.real,
+                   "fast_leading_im": None if lead is None else lead.imag, "fast_leading_mode": lead_mode,
+                   "fast_eigenvalues": _eigtext(w), "slow_leading_re": None if sl is None else sl.real,
+                   "slow_leading_im": None if sl is None else sl.imag}
+            if not p["populations"]:
+                rows.append({**base, "population": "", **dict.fromkeys(
+                    ("lambda", "gbar", "gbar_min", "gbar_max", "mean", "variance")), **eig})
+            for a, q in p["populations"].items():
+                rows.append({**base, "population": a, **q, **eig})
+        return rows
+
+    def to_csv(self, path=None) -> str | None:
+        """The tidy table as CSV (text, or written atomically to ``path``); empty cells where unsolved."""
+        rows = self.table()
+        buf = io.StringIO()
+        fields = list(rows[0].keys()) if rows else []
+        wr = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        wr.writeheader()
+        for r in rows:
+            wr.writerow({k: ("" if v is None else (repr(float(v)) if isinstance(v, (float, np.floating)) else v))
+                         for k, v in r.items()})
+        if path is None:
+            return buf.getvalue()
+        from .atomic import atomic_open
+        with atomic_open(path, "w") as fh:
+            fh.write(buf.getvalue())
+        return None
+
+    def to_record(self) -> dict:
+        """JSON: model, axes, n, npos, fixed parameters, verdict counts, the table's points (with the
+        fast (deciding), limit fast and slow eigenvalues per mode as [re, im] pairs), boundaries,
+        particle checks, timings."""
+        pts = []
+        for p in self.points:
+            q = {k: v for k, v in p.items() if not k.startswith("_") and k not in ("fast", "limit_fast", "slow")}
+            q["fast"] = {m: _pairs(w) for m, w in p["fast"].items()}
+            if self.n is not None:
+                q["limit_fast"] = {m: _pairs(w) for m, w in p["limit_fast"].items()}
+            q["slow"] = None if p["slow"] is None else {m: _pairs(w) for m, w in p["slow"].items()}
+            pts.append(q)
+        counts = {}
+        for p in self.points:
+            counts[p["verdict"]] = counts.get(p["verdict"], 0) + 1
+        rec = {"model": self.model, "kind": "sweep", "populations": list(self.populations),
+               "axes": [{"name": nm, "values": v} for nm, v in self.axes], "n": self.n, "npos": self.npos,
+               "fixed_parameters": self.fixed, "verdict_counts": counts, "points": pts,
+               "boundaries": [{k: v for k, v in b.items() if not k.startswith("_")} for b in self.boundaries],
+               "particle_checks": self.particle_checks, "scheduler": self.scheduler, "timings": self.timings}
+        return _clean(_finite(rec))
+
+
+def _finite(obj):
+    """JSON has no inf/nan: None instead (the eigenvalue maxima of empty sets)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not math.isfinite(float(obj)):
+        return None
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    return obj
+
+
+# ---- the driver ---------------------------------------------------------------------------------
+
+def sweep(model, axes, *, n: float | None = None, npos: int | None = None, params: dict | None = None,
+          scheduler=SERIAL, refine: bool = True, check_particles: int = 0, particle_settings: dict | None = None,
+          slow: bool = True, progress=None, xtol: float = 1e-10) -> SweepResult:
+    """The phase diagram of ``model`` over ``axes`` (module docstring).
+
+    model: a shipped name, a model file or a CompiledModel loaded from one; params: fixed parameter
+    overrides.  axes: one or two (name, values) pairs or 'NAME=START:STOP:COUNT' strings.  n: network
+    size (None: the balanced limit).  scheduler: 'serial', 'local', an address or a distributed.Client
+    (solvers.ensemble).  refine: locate the boundaries between neighbouring points of different kinds
+    to ``xtol`` in the parameter (solvers.boundaries).  check_particles K: particle ensembles at K
+    points on each side of the boundaries (solvers.sweep_particles; settings in particle_settings).
+    progress: None, True (bars on stderr) or a stream."""
+    import time
+    t0 = time.perf_counter()
+    axes = [parse_range(a) if isinstance(a, str) else (str(a[0]), np.asarray(a[1], float)) for a in axes]
+    if not 1 <= len(axes) <= 2:
+        raise ValueError(f"a sweep has one or two axes, got {len(axes)}")
+    if len(axes) == 2 and axes[0][0] == axes[1][0]:
+        raise ValueError(f"the two axes are the same parameter {axes[0][0]!r}")
+    ref = ModelRef.of(model, params)
+    if n is not None and not (math.isfinite(float(n)) and float(n) > 0):
+        raise ValueError(f"n must be a positive number, got {n}")
+    spec = SweepSpec(ref, None if n is None else float(n), npos, slow)
+    cm = load_model(spec, {})                                   # unknown parameters: refused here
+    for nm, vals in axes:
+        if nm not in cm.module.PARAMETERS:
+            raise ValueError(f"model {cm.name!r}: unknown parameter {nm!r}; parameters are "
+                             f"{sorted(cm.module.PARAMETERS)}")
+        if not np.all(np.isfinite(vals)) or len(vals) < 1:
+            raise ValueError(f"parameter {nm}: the values must be finite and at least one")
+    if cm.m != 1:
+        raise ValueError(f"model {cm.name!r}: the sweep solves stationary densities, which need m = 1 "
+                         f"(this model has m = {cm.m})")
+    fixed = {k: v for k, v in cm.params.items() if k not in {nm for nm, _ in axes}}
+    timings = {}
+    if len(axes) == 1:
+        (name, vals), = axes
+        lines = run_tasks(continue_line, [(spec, {}, name, vals, (), None)], scheduler=scheduler,
+                          progress=progress, label="sweep")
+        points = lines[0]
+    else:
+        (pn, pv), (qn, qv) = axes
+        spine = run_tasks(continue_line, [(spec, {pn: float(pv[0])}, qn, qv, ("spine",), None)],
+                          scheduler=scheduler, progress=None, label="spine")[0]
+        tasks = [(spec, {qn: float(qv[j])}, pn, pv, ("row", j), spine[j]["_Lambda"]) for j in range(len(qv))]
+        rows = run_tasks(continue_line, tasks, scheduler=scheduler, progress=progress, label="sweep rows")
+        points = []
+        for i in range(len(pv)):
+            for j in range(len(qv)):
+                pt = rows[j][i]
+                pt["index"] = (i, j)
+                points.append(pt)
+    if len(axes) == 1:
+        for k, pt in enumerate(points):
+            pt["index"] = (k,)
+    timings["grid"] = time.perf_counter() - t0
+    res = SweepResult(cm.name, cm.populations, axes, spec.n, npos, fixed, points,
+                      scheduler=scheduler if isinstance(scheduler, str) else "client")
+    folds = [f for p in points for f in p.pop("_folds", [])]
+    if refine:
+        from .boundaries import locate_boundaries
+        t1 = time.perf_counter()
+        res.boundaries = folds + locate_boundaries(spec, res, scheduler=scheduler, progress=progress, xtol=xtol)
+        timings["boundaries"] = time.perf_counter() - t1
+    else:
+        res.boundaries = folds
+    if check_particles:
+        from .sweep_particles import check_particles as _check
+        t1 = time.perf_counter()
+        res.particle_checks = _check(spec, res, int(check_particles), scheduler=scheduler, progress=progress,
+                                     **(particle_settings or {}))
+        timings["particles"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+    res.timings = timings
+    return res

@@ -221,13 +221,13 @@ class CoupledNoise:
 
 
 def verify(model, settings: VerifySettings | None = None, *, progress=True,
-           bias: dict | None = None, prediction_model=None) -> VerifyReport:
+           bias: dict | None = None, prediction_model=None, scheduler="serial") -> VerifyReport:
     """Run the verification (see the module docstring).
 
     model: the network that is simulated (CompiledModel or name).  prediction_model: the model whose
     limit equations are the prediction (default: the same); tests of the verifier itself use a
-    different one, or ``bias``, which adds constants to the finite-n prediction ({"mean": 0.05})."""
-    from .particles import StepTooCoarse, simulate
+    different one, or ``bias``, which adds constants to the finite-n prediction ({"mean": 0.05}).
+    scheduler: where the particle runs go (solvers.ensemble: 'serial', 'local', an address, a Client)."""
     s = settings or VerifySettings()
     cm = model if isinstance(model, CompiledModel) else CompiledModel(model)
     pm = cm if prediction_model is None else (
@@ -306,58 +306,10 @@ def verify(model, settings: VerifySettings | None = None, *, progress=True,
     field_check = None
     if all(cm.module.LINEAR_ADDITIVE.values()):
         field_check = _field_window(pm, s, limit)
-    # ---- particle runs, with an expected-time estimate from the first run's cost per neuron-step
-    runs = [(n, seed) for n in sizes for seed in range(1, s.seeds + 1)]
-    work = np.array([n for n, _ in runs], float)
-    rate = None
+    # ---- particle runs: one task per (n, seed), serially or on Dask (solvers.verify_runs, solvers.ensemble)
+    from .verify_runs import particle_runs
     per_n = []
-    done_work = 0.0
-    results = {n: [] for n in sizes}
-    dt_used = {}
-    for k, (n, seed) in enumerate(runs):
-        t1 = time.perf_counter()
-        dt_n = dt_used.get(n, s.dt)
-        while True:
-            rec = max(4 * dt_n, (s.T - s.t0) / (s.nbatch * 40))
-            rec = round(rec / (2 * dt_n)) * 2 * dt_n
-            try:
-                batches, dtbias = {}, {}
-                for factor in (1, 2):
-                    # the guard refuses rather than refines, so that both runs keep the coupled paths
-                    res = simulate(cm, n, s.T, dt_n * factor, seed=seed, nbins=nbins if cm.pos_dim else None,
-                                   record_every=rec, noise=CoupledNoise(seed, cm.populations, dt_n, factor),
-                                   dt_guard="refuse")
-                    sel = res.times >= s.t0 - 1e-12
-                    for q in ("mean", "gbar", "lam"):
-                        series = getattr(res, q)[sel]
-                        bm = np.array([b.mean(axis=0) for b in np.array_split(series, s.nbatch)])
-                        batches[q] = 2 * bm if factor == 1 else batches[q] - bm
-                        dtbias[q] = bm if factor == 1 else dtbias[q] - bm      # m(dt) - m(2 dt) per batch
-                    if factor == 1:
-                        final, positions, centres = res.final_states, res.positions, res.bin_centres
-                        run_series = (res.times, res.lam) if seed == 1 else None
-                break
-            except StepTooCoarse as exc:
-                # the coarse run (2 dt) must resolve the fast modes too: halve dt for this size
-                new = dt_n / 2
-                while 2 * new > exc.dt_accurate * (1 if exc.dt == 2 * dt_n else 2):
-                    new /= 2
-                if s.T / new > 2e6:
-                    raise
-                _progress(f"[verify {cm.name}] n = {n}: dt = {dt_n:g} (and 2 dt) cannot resolve the fast modes "
-                          f"(largest accurate step {exc.dt_accurate:.3g} at t = {exc.t:.3g}); using dt = {new:g}",
-                          progress)
-                dt_n = new
-        dt_used[n] = dt_n
-        el = time.perf_counter() - t1
-        done_work += n
-        rate = done_work / (time.perf_counter() - t_start - timings["kinetic_limit"])
-        remaining = (work.sum() - done_work) / rate
-        _progress(f"[verify {cm.name}] run {k + 1}/{len(runs)}: n = {n}, seed {seed} (dt and 2 dt): {el:.1f} s "
-                  f"(elapsed {time.perf_counter() - t_start:.0f} s, expected remaining ~{remaining:.0f} s "
-                  f"+ kinetic solves)", progress)
-        results[n].append({"batches": batches, "bias": dtbias, "final": final, "positions": positions,
-                           "bin_centres": centres, "series": run_series})
+    results, dt_used = particle_runs(cm, sizes, s, nbins, scheduler=scheduler, progress=progress)
 
     for n in sizes:
         tk = time.perf_counter()

@@ -40,8 +40,10 @@ __all__ = ["locate_boundaries", "refine_boundary", "crossings", "critical_size"]
 
 
 def crossings(a: dict, b: dict) -> list:
-    """The boundaries between two neighbouring points: [(kind, mode)] with kind 'balance', 'fast'
-    (per mode whose largest deciding real part changes sign) or 'slow'."""
+    """The boundaries between two neighbouring points: [(kind, modes)] with kind 'balance', 'fast'
+    (modes: the tuple of modes whose largest deciding real part changes sign, refined together: the
+    largest real part over their union is continuous even where a degenerate eigenspace (the cos and
+    sin modes of a homogeneous state) is shared out differently at different p) or 'slow'."""
     out = []
     oka, okb = a["status"] == "ok", b["status"] == "ok"
     if oka != okb:
@@ -50,9 +52,10 @@ def crossings(a: dict, b: dict) -> list:
         return out
     if not oka:
         return out
-    for m in sorted(set(a["fast"]) & set(b["fast"])):
-        if (max_re(a["fast"][m]) > 0) != (max_re(b["fast"][m]) > 0):
-            out.append(("fast", m))
+    changed = tuple(m for m in sorted(set(a["fast"]) | set(b["fast"]))
+                    if (max_re(a["fast"].get(m, ())) > 0) != (max_re(b["fast"].get(m, ())) > 0))
+    if changed:
+        out.append(("fast", changed))
     if a["slow"] is not None and b["slow"] is not None:
         sa, sb = _all(a["slow"]), _all(b["slow"])
         if sa.size and sb.size and (max_re(sa) > 0) != (max_re(sb) > 0):
@@ -114,18 +117,18 @@ def refine_boundary(task) -> dict:
     for loss of balance the population whose demanded activity reaches its range, and the value."""
     from .balance_errors import InfeasibleBalance, StationaryError
     spec, fixed, name, a, b, kind, mode, La, Lb, xtol, meta = task
-    out = {"type": kind, "mode": mode, "parameter": name, "bracket": [a, b], "n": spec.n, **meta}
+    out = {"type": kind, "mode": ",".join(mode) if mode else None, "modes": list(mode or ()), "parameter": name, "bracket": [a, b], "n": spec.n, **meta}
     try:
         if kind in ("fast", "slow"):
             solver = _Solver(spec, fixed, name, La if La is not None else Lb)
 
             def f(v):
                 cm, st = solver(v)
-                w = fast_of(spec, st).get(mode, np.zeros(0)) if kind == "fast" else _all(slow_of(spec, cm))
-                return max_re(w)
+                return max_re(_union(fast_of(spec, st), mode) if kind == "fast" else _all(slow_of(spec, cm)))
             root = brentq(f, a, b, xtol=xtol, rtol=RTOL)
             cm, st = solver(root)
-            w = fast_of(spec, st).get(mode, np.zeros(0)) if kind == "fast" else _all(slow_of(spec, cm))
+            fast = fast_of(spec, st)
+            w = _union(fast, mode) if kind == "fast" else _all(slow_of(spec, cm))
             mu = leading(w)
             hopf = abs(mu.imag) > HOPF_RTOL * max(1.0, abs(mu))
             out.update(kind="hopf" if hopf else "saddle-node", value=float(root), method="brentq",
@@ -134,8 +137,13 @@ def refine_boundary(task) -> dict:
                 out["angular_frequency_per_sqrt_n"] = abs(mu.imag)
             else:
                 out["angular_frequency"] = abs(mu.imag)
-                lim = leading(st.modes.get("psi=" + mode, st.modes.get(mode, np.zeros(0))))
+                from .sweep import _modes
+                lim = leading(_union(_modes(st.modes), mode))
                 out["limit_eigenvalue"] = None if lim is None else [lim.real, lim.imag]
+            if kind == "fast":
+                tol = 1e-6 * max(1.0, abs(mu))
+                out["modes_at_root"] = [m for m in mode if np.any(np.abs(np.asarray(fast.get(m, ())) - mu) <= tol)
+                                        or np.any(np.abs(np.asarray(fast.get(m, ())) - mu.conjugate()) <= tol)]
         else:
             def margin(v):
                 try:
@@ -172,6 +180,12 @@ def refine_boundary(task) -> dict:
     return out
 
 
+def _union(modes: dict, labels) -> np.ndarray:
+    """The eigenvalues of the modes ``labels`` together."""
+    parts = [np.asarray(modes[m], complex) for m in labels if m in modes]
+    return np.concatenate(parts) if parts else np.zeros(0, complex)
+
+
 def _which_activity(spec, params) -> dict:
     """At a loss-of-balance root: the population and demanded activity that reached the range's end."""
     from .feasibility import demanded_checks
@@ -190,10 +204,11 @@ def _which_activity(spec, params) -> dict:
     return {"population": best[1], "demanded_activity": best[2], "range_end": best[3], "where": best[4]}
 
 
-def critical_size(model_spec, params: dict, mode: str | None = None, *, n_lo: float = 1.0,
+def critical_size(model_spec, params: dict, modes=None, *, n_lo: float = 1.0,
                   n_hi: float = 1e12, rtol: float = 1e-10) -> dict:
     """The network size n* at which the finite-n fast matrix diag(<f'>) + sqrt(n) W D (at the
-    finite-n stationary state) has an eigenvalue of ``mode`` (None: any) crossing Re = 0, by Brent's
+    finite-n stationary state) has an eigenvalue of the modes ``modes`` (a tuple of labels, taken
+    together as in ``crossings``; None: any) crossing Re = 0, by Brent's
     method on its largest real part in log n over [n_lo, n_hi] (relative tolerance rtol in n).  For
     J = <f'> < 0 and an unstable limit eigenvalue mu (Re mu > 0) this is near n = (J / Re mu)^2.
     Returns {'n': n*, 'eigenvalue': [re, im] at n*, 'angular_frequency': |Im|} or {'n': None, ...}
@@ -204,13 +219,13 @@ def critical_size(model_spec, params: dict, mode: str | None = None, *, n_lo: fl
         spec = replace(model_spec, n=float(math.exp(logn)))
         _, st = solve_state(spec, params)
         w = fast_of(spec, st)
-        return max_re(w.get(mode, np.zeros(0)) if mode else _all(w)), w
+        return max_re(_union(w, modes) if modes else _all(w)), w
     lo, hi = math.log(n_lo), math.log(n_hi)
     flo, fhi = f(lo)[0], f(hi)[0]
     if (flo > 0) == (fhi > 0):
         return {"n": None, "reason": f"no crossing for n in [{n_lo:g}, {n_hi:g}] (max Re {flo:.3g}, {fhi:.3g})"}
     root = brentq(lambda x: f(x)[0], lo, hi, xtol=rtol, rtol=RTOL)
     _, w = f(root)
-    mu = leading(w.get(mode, np.zeros(0)) if mode else _all(w))
+    mu = leading(_union(w, modes) if modes else _all(w))
     return {"n": float(math.exp(root)), "eigenvalue": [mu.real, mu.imag], "angular_frequency": abs(mu.imag),
             "unstable_above": fhi > 0}

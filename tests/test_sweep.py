@@ -1,0 +1,207 @@
+"""Phase diagrams (solvers.sweep, solvers.boundaries, solvers.arclength): boundaries against closed
+forms and an independent eigenvalue computation; the table; pseudo-arclength round a fold."""
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import fsolve
+from scipy.stats import norm
+
+from solvers.compiled import CompiledModel
+from solvers.sweep import parse_range, sweep
+
+
+def test_parse_range_and_bad_input():
+    name, v = parse_range("eps_E=0.4:1.0:7")
+    assert name == "eps_E" and np.allclose(v, np.linspace(0.4, 1.0, 7))
+    for bad in ("eps_E=0.4:1.0", "eps_E", "eps_E=a:1:3", "eps_E=0:1:0", "eps_E=1:1:3", "eps_E=0:inf:3"):
+        with pytest.raises(ValueError, match="--param"):
+            parse_range(bad)
+    with pytest.raises(ValueError, match="unknown parameter 'nope'"):
+        sweep("ei_linear", ["nope=0:1:3"])
+
+
+def test_ei_linear_loss_of_balance_located_against_closed_form():
+    """gbar = -W^{-1} h on the point model: linear in h_E; the balance is lost where a component
+    reaches 0 or 1 (the range of Phi); both ends located to 1e-8, every grid point classified right."""
+    cm = CompiledModel("ei_linear")
+    p = cm.params
+    W = np.array([[p["w_EE"], p["w_EI"]], [p["w_IE"], p["w_II"]]])
+    Winv = np.linalg.inv(W)
+    # gbar(h_E) = -Winv (h_E, h_I) = a + b h_E
+    a = -Winv @ np.array([0.0, p["h_I"]])
+    b = -Winv @ np.array([1.0, 0.0])
+    ends = sorted((e - a[i]) / b[i] for i in range(2) for e in (0.0, 1.0))
+    inside = lambda h: np.all((a + b * h > 0) & (a + b * h < 1))  # noqa: E731
+    lo = max(h for h in ends if not inside(h - 1e-9) and inside(h + 1e-9))
+    hi = min(h for h in ends if inside(h - 1e-9) and not inside(h + 1e-9))
+    res = sweep("ei_linear", ["h_E=0:0.25:11"])
+    for pt in res.points:
+        assert (pt["status"] == "ok") == bool(inside(pt["params"]["h_E"])), pt["params"]
+    found = sorted(bd["value"] for bd in res.boundaries if bd["kind"] == "loss-of-balance")
+    assert len(found) == 2
+    assert abs(found[0] - lo) < 1e-8 and abs(found[1] - hi) < 1e-8, (found, lo, hi)
+    for bd in res.boundaries:
+        assert bd["range_end"] in (0.0, 1.0) and abs(bd["demanded_activity"] - bd["range_end"]) < 1e-8
+
+
+def _ring_unstable_hopf():
+    """ring_unstable is homogeneous (delta = 0): gbar = g0 = -M0^{-1} H for every eps, the slopes
+    D_a = phi(Phi^{-1}(g0_a) ) / sqrt(1 + s^2/2), and the cos block M0 diag(eps D) / 2 has trace
+    (J_EE eps_E D_E - J_II eps_I D_I) / 2: zero at eps_E* = J_II eps_I D_I / (J_EE D_E), with
+    det = eps_E eps_I D_E D_I (J_EI J_IE - J_EE J_II) / 4 > 0 there (a Hopf point, frequency sqrt(det))."""
+    p = CompiledModel("ring_unstable").params
+    M0 = np.array([[p["J_EE"], -p["J_EI"]], [p["J_IE"], -p["J_II"]]])
+    g0 = np.linalg.solve(M0, -np.array([p["H_E"], p["H_I"]]))
+    c = math.sqrt(1 + p["s"] ** 2 / 2)
+    D = norm.pdf(norm.ppf(g0)) / c
+    eps_star = p["J_II"] * p["eps_I"] * D[1] / (p["J_EE"] * D[0])
+    det = eps_star * p["eps_I"] * D[0] * D[1] * (p["J_EI"] * p["J_IE"] - p["J_EE"] * p["J_II"]) / 4
+    return eps_star, math.sqrt(det), p
+
+
+def test_ring_unstable_hopf_boundary_closed_form_and_unstable_side():
+    eps_star, freq, p = _ring_unstable_hopf()
+    res = sweep("ring_unstable", ["eps_E=0.3:1.0:8"], npos=16)
+    cos = [bd for bd in res.boundaries if "cos(theta)" in bd["modes"]]
+    assert len(cos) == 1 and cos[0]["kind"] == "hopf"
+    assert abs(cos[0]["value"] - eps_star) < 1e-8
+    assert abs(cos[0]["angular_frequency_per_sqrt_n"] - freq) < 1e-8
+    # ring_unstable's own parameters (eps_E = 1) lie on the unstable side, as its spectrum says
+    assert p["eps_E"] > eps_star
+    last = res.point(7)
+    assert last["params"]["eps_E"] == p["eps_E"] and last["verdict"] == "unstable-oscillatory"
+    from solvers.spectrum import spectrum
+    assert spectrum("ring_unstable", npos=16).verdict == "unstable"
+    for pt in res.points:
+        assert (pt["verdict"] == "unstable-oscillatory") == (pt["params"]["eps_E"] > eps_star)
+
+
+# ---- ring_ei: the cos-mode boundary against a direct computation in Fourier coefficients ---------
+
+def _direct_cos_mode(params, nth=512):
+    """Independent of the solvers: the balanced state of the linear ring model in Fourier
+    coefficients (lambda_a = l0_a + l1_a cos theta; gbar = Phi(lambda / sqrt(1 + s^2/2)) must have
+    the constant and cos coefficients that balance demands) on a fine theta grid, then W D on
+    span{1, cos, sin} per population; the (1, cos) block (D is even) gives the eigenvalues, of
+    which the two with most weight on the cos coefficients are the cos mode's.  Returns them."""
+    p = params
+    th = 2 * np.pi * np.arange(nth) / nth
+    c = math.sqrt(1 + p["s"] ** 2 / 2)
+    sgn = np.array([[1.0, -1.0], [1.0, -1.0]])
+    J = np.array([[p["J_EE"], p["J_EI"]], [p["J_IE"], p["J_II"]]]) * sgn
+    eps = np.array([p["eps_E"], p["eps_I"]])
+    H = np.array([p["H_E"], p["H_I"]])
+    g0 = np.linalg.solve(J, -H)
+    g1 = np.linalg.solve(J * eps[None, :] / 2, -p["delta"] * H)      # cos coefficient: <cos gbar> = g1 / 2
+
+    def eqs(v):
+        lam = v[:2, None] + v[2:, None] * np.cos(th)[None, :]
+        g = norm.cdf(lam / c)
+        return np.concatenate([g.mean(axis=1) - g0, (g * np.cos(th)).mean(axis=1) - g1 / 2])
+    v = fsolve(eqs, np.zeros(4), xtol=1e-12)
+    lam = v[:2, None] + v[2:, None] * np.cos(th)[None, :]
+    D = norm.pdf(lam / c) / c                                           # (2, nth)
+    basis = [np.ones(nth), np.cos(th)]
+    M = np.zeros((4, 4))            # coordinates (a, k): q_a = sum_k x_(a,k) basis_k
+    for ia in range(2):
+        for ib in range(2):
+            for kb in range(2):
+                Dq = D[ib] * basis[kb]
+                M[2 * ia + 0, 2 * ib + kb] = J[ia, ib] * Dq.mean()
+                M[2 * ia + 1, 2 * ib + kb] = J[ia, ib] * eps[ib] * (np.cos(th) * Dq).mean()
+    w, X = np.linalg.eig(M)
+    cos_weight = np.abs(X[1]) ** 2 + np.abs(X[3]) ** 2
+    return w[np.argsort(-cos_weight)[:2]]
+
+
+def test_ring_ei_cos_mode_boundary_against_direct_eigenvalues():
+    res = sweep("ring_ei", ["eps_E=0.45:0.95:3", "eps_I=0.45:0.95:3"], slow=False)
+    cos = [bd for bd in res.boundaries if "cos(theta)" in bd["modes"] and bd["type"] == "fast"]
+    assert len(cos) >= 2
+    base = CompiledModel("ring_ei").params
+    for bd in cos:
+        assert bd["kind"] == "hopf"
+        name, v = bd["parameter"], bd["value"]
+        lo, hi = sorted(bd["bracket"])
+        assert lo < v < hi
+        # on a fine grid around the located value the direct computation changes sign within 1e-7
+        f = [max(_direct_cos_mode({**base, **bd["params"], name: v + d}).real) for d in (-1e-7, 1e-7)]
+        assert f[0] * f[1] < 0, (bd, f)
+        mu = _direct_cos_mode({**base, **bd["params"]})
+        lead = mu[np.argmax(mu.real)]
+        assert abs(abs(lead.imag) - bd["angular_frequency_per_sqrt_n"]) < 1e-7 * abs(lead.imag)
+
+
+def test_table_json_and_csv_agree_with_points():
+    res = sweep("ring_unstable", ["eps_E=0.5:0.6:2", "eps_I=0.25:0.3:2"], npos=16)
+    assert res.shape == (2, 2) and len(res.points) == 4
+    assert sorted(tuple(p["index"]) for p in res.points) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    rows = list(csv.DictReader(io.StringIO(res.to_csv())))
+    assert len(rows) == 4 * 2                                   # one row per point and population
+    rec = json.loads(res.to_json())
+    assert rec["kind"] == "sweep" and len(rec["points"]) == 4
+    for row in rows:
+        pt = res.point(*_find(res, row))
+        q = pt["populations"][row["population"]]
+        assert float(row["gbar"]) == q["gbar"] and row["verdict"] == pt["verdict"]
+        lead = max(np.concatenate(list(pt["fast"].values())).real)
+        assert float(row["fast_leading_re"]) == lead
+    # the boundary crosses between eps_E = 0.5 and 0.6 in both rows
+    assert sum("cos(theta)" in bd["modes"] for bd in res.boundaries) == 2
+
+
+def _find(res, row):
+    for p in res.points:
+        if all(float(row[nm]) == p["params"][nm] for nm, _ in res.axes):
+            return tuple(p["index"])
+    raise KeyError(row)
+
+
+def test_finite_n_sweep_uses_the_finite_n_matrix_and_critical_size():
+    """At finite n the deciding matrix is diag(<f'>) + sqrt(n) W D (f = -x: <f'> = -1): ring_unstable's
+    Hopf boundary moves to larger eps_E, where sqrt(n) Re mu = 1; critical_size finds the n at which
+    the cos mode crosses at fixed parameters, consistent with the eigenvalues there."""
+    eps_star, _, _ = _ring_unstable_hopf()
+    n = 2500.0
+    res = sweep("ring_unstable", ["eps_E=0.5:1.0:6"], npos=16, n=n)
+    cos = [bd for bd in res.boundaries if "cos(theta)" in bd["modes"]]
+    assert len(cos) == 1 and cos[0]["kind"] == "hopf" and cos[0]["value"] > eps_star
+    assert abs(cos[0]["eigenvalue"][0]) < 1e-8
+    from solvers.boundaries import critical_size
+    from solvers.ensemble import ModelRef
+    from solvers.sweep import SweepSpec, fast_of, max_re, solve_state
+    spec = SweepSpec(ModelRef.of("ring_unstable"), None, 16)
+    out = critical_size(spec, {"eps_E": 0.9}, ("cos(theta)", "sin(theta)"), n_lo=1.0, n_hi=1e8)
+    nc = out["n"]
+    assert out["unstable_above"] and abs(out["eigenvalue"][0]) < 1e-8
+    for m, sign in ((0.99, -1), (1.01, 1)):
+        s2 = SweepSpec(spec.model, nc * m, 16)
+        _, st = solve_state(s2, {"eps_E": 0.9})
+        w = fast_of(s2, st)
+        assert sign * max_re(np.concatenate([w.get(m, []) for m in ("cos(theta)", "sin(theta)")])) > 0
+
+
+def test_pseudo_arclength_goes_round_a_fold():
+    """F(x, y; p) = (x^2 + p - 1, y - x^3): the branch p = 1 - x^2 folds at p = 1 (x = 0);
+    natural continuation in p cannot pass it, pseudo-arclength does and locates it to 1e-10."""
+    from solvers.arclength import trace
+
+    def F(y):
+        x, z, p = y
+        return np.array([x * x + p - 1, z - x ** 3])
+
+    def J(y):
+        x, z, p = y
+        return np.array([[2 * x, 0.0, 1.0], [-3 * x * x, 1.0, 0.0]])
+    y0 = np.array([-1.0, -1.0, 0.0])
+    y1 = np.array([-0.9, -0.729, 1 - 0.81])
+    out = trace(F, J, y0, y1, p_stop=2.0)
+    assert out["fold"] is not None and not out["reached"]
+    assert abs(out["fold"]["p"] - 1.0) < 1e-10 and abs(out["fold"]["y"][0]) < 1e-5
+    assert out["points"][-1][0] > 0                      # the branch went round: x changed sign
+    for y in out["points"]:
+        assert np.max(np.abs(F(y))) < 1e-10

@@ -148,7 +148,7 @@ def run_tasks(fn, items, *, scheduler=SERIAL, progress=None, label: str = "tasks
                          f"got {scheduler!r}")
     try:
         tag = uuid.uuid4().hex[:12]
-        keys = [f"{label}-{tag}-{k}" for k in range(total)]
+        keys = [f"{label.replace(' ', '_')}-{tag}-{k}" for k in range(total)]
         futures = client.map(fn, items, key=keys, retries=retries, pure=False)
         index = {f.key: k for k, f in enumerate(futures)}
         out = [None] * total

@@ -6,12 +6,12 @@ re-exported from derive on first use, so that ``import balkin`` alone does not i
 from __future__ import annotations
 
 from .api import (compile, derivation_text, derive, field, kinetic, load, model_from_file, simulate,
-                  spectrum, stationary, verify)
+                  spectrum, stationary, sweep, verify)
 
 _DSL = ("Model", "ModelError", "Phi", "Point", "Population", "Ring", "Torus2", "t")
 
 __all__ = ["compile", "derivation_text", "derive", "field", "kinetic", "load", "model_from_file",
-           "simulate", "spectrum", "stationary", "verify", *_DSL]
+           "simulate", "spectrum", "stationary", "sweep", "verify", *_DSL]
 
 
 def __getattr__(name):

@@ -129,11 +129,33 @@ def spectrum(model, *, npos: int | None = None, closure: bool = False, t: float 
     return _spectrum(_compiled(model, params), npos=npos, closure=closure, t=t)
 
 
-def verify(model, *, progress: bool = False, params: dict | None = None, **settings):
+def verify(model, *, progress: bool = False, params: dict | None = None, scheduler: str = "serial",
+           **settings):
     """Particles against the limit equations (solvers.verify): keyword settings as
     solvers.verify.VerifySettings (sizes, seeds, T, t0, dt, nbins, nx, kinetic_dt, unstable ...).
-    Returns the report; ``report.passed`` is the verdict."""
+    scheduler: where the particle runs go ('serial', 'local', a Dask scheduler address or a
+    distributed.Client; solvers.ensemble).  Returns the report; ``report.passed`` is the verdict."""
     from solvers.verify import VerifySettings
     from solvers.verify import verify as _verify
     cm = _compiled(model, params)
-    return _verify(cm, VerifySettings(**settings), progress=print if progress else None)
+    return _verify(cm, VerifySettings(**settings), progress=print if progress else None, scheduler=scheduler)
+
+
+def sweep(model, *axes, n: float | None = None, npos: int | None = None, params: dict | None = None,
+          scheduler="local", refine: bool = True, check_particles: int = 0, progress=None, **options):
+    """The phase diagram of a model over one or two parameters (solvers.sweep): ``axes`` are
+    ``"NAME=START:STOP:COUNT"`` strings or ``(name, values)`` pairs.  At every point feasibility,
+    the stationary state (balanced limit, or finite n), the fast and slow spectra per mode and a
+    verdict; the boundaries between verdicts (loss of balance, Hopf, saddle-node, slow) located to
+    1e-10 in the parameter (solvers.boundaries); with ``check_particles=K`` (and n) particle
+    ensembles on both sides of each fast boundary.  scheduler: 'local' (a Dask LocalCluster on
+    this machine's cores; serial when dask.distributed is not installed), 'serial', a scheduler
+    address, or a distributed.Client; the results are the same bit for bit.  Returns a SweepResult
+    (``table()``, ``to_csv()``, ``to_dict()``, ``to_json()``, ``verdicts()``, ``values(q, pop)``)."""
+    from solvers.sweep import sweep as _sweep
+    if isinstance(model, (str, Path)) or not hasattr(model, "populations") or not hasattr(model, "kernel"):
+        ref = str(model) if isinstance(model, Path) else model
+    else:
+        ref = compile(model, params=params)
+    return _sweep(ref, list(axes), n=n, npos=npos, params=params, scheduler=scheduler, refine=refine,
+                  check_particles=check_particles, progress=progress, **options)

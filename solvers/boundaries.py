@@ -89,7 +89,8 @@ def locate_boundaries(spec, res, *, scheduler=SERIAL, progress=None, xtol: float
             tasks.append((spec, fixed, name, a["params"][name], b["params"][name], kind, mode,
                           a["_Lambda"], b["_Lambda"], xtol, {"between": [list(ia), list(ib)],
                                                              "verdicts": [a["verdict"], b["verdict"]]}))
-    return run_tasks(refine_boundary, tasks, scheduler=scheduler, progress=progress, label="boundaries")
+    found = run_tasks(refine_boundary, tasks, scheduler=scheduler, progress=progress, label="boundaries")
+    return [b for group in found for b in group]
 
 
 class _Solver:
@@ -109,8 +110,9 @@ class _Solver:
         return cm, st
 
 
-def refine_boundary(task) -> dict:
-    """One boundary between p = a and p = b (module docstring); a dict with type, mode, kind ('hopf',
+def refine_boundary(task) -> list:
+    """The boundary between p = a and p = b (module docstring): a list of dicts (more than one when
+    several modes cross in the interval at different p), each with type, mode, kind ('hopf',
     'saddle-node', 'loss-of-balance'), parameter, value, params (all swept parameters at the
     boundary), bracket, method, tolerance and, for spectral boundaries, the crossing eigenvalue
     [re, im] and angular frequency (sqrt(n) |Im mu| at size n: given at finite n, else per sqrt(n));
@@ -124,7 +126,11 @@ def refine_boundary(task) -> dict:
 
             def f(v):
                 cm, st = solver(v)
-                return max_re(_union(fast_of(spec, st), mode) if kind == "fast" else _all(slow_of(spec, cm)))
+                w = _union(fast_of(spec, st), mode) if kind == "fast" else _all(slow_of(spec, cm))
+                if not w.size:
+                    raise ValueError(f"no eigenvalue of mode {','.join(mode or ())} at {name} = {v:.10g} "
+                                     f"(its degenerate eigenspace was shared out to another mode)")
+                return max_re(w)
             root = brentq(f, a, b, xtol=xtol, rtol=RTOL)
             cm, st = solver(root)
             fast = fast_of(spec, st)
@@ -177,7 +183,15 @@ def refine_boundary(task) -> dict:
     except (StationaryError, ValueError) as exc:
         out.update(kind="unresolved", value=None, method="failed", error=f"{type(exc).__name__}: {exc}")
     out["params"] = {**fixed, name: out.get("value")}
-    return out
+    found = [out]
+    # modes of the union that changed sign too but do not cross at the union's root (an
+    # inhomogeneous state splits the cos and sin modes): each located on its own
+    rest = [] if kind != "fast" or out.get("value") is None else [
+        m for m in mode if m not in out.get("modes_at_root", ())]
+    for m in rest:
+        one = refine_boundary((spec, fixed, name, a, b, kind, (m,), La, Lb, xtol, meta))
+        found.extend(r for r in one if r.get("value") is not None and r["value"] != out["value"])
+    return found
 
 
 def _union(modes: dict, labels) -> np.ndarray:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,16 +39,17 @@ _LOCAL = {"cluster": None, "client": None}
 @dataclass(frozen=True)
 class ModelRef:
     """A model that a worker process can load: ``ref`` a shipped model name or a model file (its
-    project's generated module is loaded there), ``params`` parameter overrides."""
+    project's generated module is loaded there), ``params`` parameter overrides.  A module compiled
+    in memory (balkin.compile) is kept as the module itself: it runs serially only (``local_only``)."""
 
-    ref: str
+    ref: object
     params: tuple = field(default_factory=tuple)       # ((name, value), ...) sorted
 
     @classmethod
     def of(cls, model, params: dict | None = None) -> "ModelRef":
         """A ModelRef for a name, a model file or a CompiledModel loaded from one (its parameter
         values are kept).  A model compiled in memory (balkin.compile) has no file a worker could
-        load: ValueError (run it with scheduler='serial', or write it to a model file)."""
+        load: it is kept as the module, for serial runs (``local_only``)."""
         from .compiled import CompiledModel
         base = {}
         if isinstance(model, CompiledModel):
@@ -58,7 +58,11 @@ class ModelRef:
         elif not isinstance(model, (str, os.PathLike)):
             model = _module_ref(model)
         merged = {**base, **{k: float(v) for k, v in (params or {}).items()}}
-        return cls(str(model), tuple(sorted(merged.items())))
+        return cls(model if not isinstance(model, (str, os.PathLike)) else str(model), tuple(sorted(merged.items())))
+
+    @property
+    def local_only(self) -> bool:
+        return not isinstance(self.ref, str)
 
     def with_params(self, params: dict) -> "ModelRef":
         return ModelRef(self.ref, tuple(sorted({**dict(self.params), **params}.items())))
@@ -67,7 +71,7 @@ class ModelRef:
         """The CompiledModel (loaded generated modules are cached per process by solvers.loading)."""
         from .compiled import CompiledModel
         from .loading import load_generated
-        return CompiledModel(load_generated(self.ref), dict(self.params))
+        return CompiledModel(load_generated(self.ref) if isinstance(self.ref, str) else self.ref, dict(self.params))
 
 
 def _module_ref(module) -> str:
@@ -77,20 +81,14 @@ def _module_ref(module) -> str:
     path = getattr(module, "__file__", None)
     if path:
         return path                     # a project's generated module: loaded by path in the worker
-    raise ValueError(f"model {getattr(module, 'MODEL_NAME', '?')!r} was compiled in memory: Dask workers "
-                     f"cannot load it; write it to a model file (balkin generate) or use scheduler='serial'")
+    return module                       # compiled in memory: serial runs only
 
 
 def _progress(progress, done, total, label, t0):
-    if progress is None or progress is False:
-        return
-    stream = sys.stderr if progress is True else progress
-    width = 30
-    k = int(width * done / max(total, 1))
-    stream.write(f"\r[{label}] [{'#' * k}{'.' * (width - k)}] {done}/{total} ({time.perf_counter() - t0:.1f} s)")
-    if done == total:
-        stream.write("\n")
-    stream.flush()
+    """Report progress to the caller's ``progress(label, done, total, seconds)`` (the CLI draws a
+    bar); None: silent.  The engine itself never prints."""
+    if progress:
+        progress(label, done, total, time.perf_counter() - t0)
 
 
 def close_local_cluster() -> None:
@@ -122,19 +120,36 @@ def describe(scheduler) -> str:
     return f"Dask cluster at {getattr(scheduler, 'scheduler', None) and scheduler.scheduler.address or scheduler}"
 
 
+def _flat(items):
+    for it in items:
+        if isinstance(it, tuple):
+            yield from it
+        else:
+            yield it
+
+
 def run_tasks(fn, items, *, scheduler=SERIAL, progress=None, label: str = "tasks", retries: int = 3) -> list:
     """[fn(item) for item in items] computed where ``scheduler`` says (module docstring), in order.
-    progress: None (silent), True (a bar on stderr) or a stream."""
+    progress: None (silent) or a callable(label, done, total, seconds) called after each task."""
     items = list(items)
     total = len(items)
     t0 = time.perf_counter()
+    if scheduler not in (None, SERIAL) and any(getattr(getattr(it, "model", it), "local_only", False) is True
+                                                for it in _flat(items)):
+        raise ValueError("a model compiled in memory (balkin.compile) cannot be sent to Dask workers: write "
+                         "it to a model file (balkin generate) or run with scheduler='serial'")
     if scheduler in (None, SERIAL) or (scheduler == LOCAL and total <= 1) or total == 0:
         out = []
         for k, item in enumerate(items):
             out.append(fn(item))
             _progress(progress, k + 1, total, label, t0)
         return out
-    from distributed import Client, as_completed
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        if scheduler == LOCAL:          # the same results, one after the other
+            return run_tasks(fn, items, scheduler=SERIAL, progress=progress, label=label)
+        raise ImportError("running on a Dask cluster needs dask.distributed: pip install 'balkin[cluster]'") from None
     owned = None
     if scheduler == LOCAL:
         client = _local_client()

@@ -405,7 +405,7 @@ def sweep(model, axes, *, n: float | None = None, npos: int | None = None, param
     (solvers.ensemble).  refine: locate the boundaries between neighbouring points of different kinds
     to ``xtol`` in the parameter (solvers.boundaries).  check_particles K: particle ensembles at K
     points on each side of the boundaries (solvers.sweep_particles; settings in particle_settings).
-    progress: None, True (bars on stderr) or a stream."""
+    progress: None or a callable(label, done, total, seconds) (solvers.ensemble)."""
     import time
     t0 = time.perf_counter()
     axes = [parse_range(a) if isinstance(a, str) else (str(a[0]), np.asarray(a[1], float)) for a in axes]
@@ -416,6 +416,10 @@ def sweep(model, axes, *, n: float | None = None, npos: int | None = None, param
     ref = ModelRef.of(model, params)
     if n is not None and not (math.isfinite(float(n)) and float(n) > 0):
         raise ValueError(f"n must be a positive number, got {n}")
+    if check_particles and n is None:
+        raise ValueError("particle checks need a network size: give n (--n N) with check_particles")
+    if check_particles and int(check_particles) < 0:
+        raise ValueError(f"check_particles must be >= 0, got {check_particles}")
     spec = SweepSpec(ref, None if n is None else float(n), npos, slow)
     cm = load_model(spec, {})                                   # unknown parameters: refused here
     for nm, vals in axes:

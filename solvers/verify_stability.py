@@ -101,7 +101,7 @@ def _pattern(cm, V, pos):
     return np.real(V @ psi)
 
 
-def oscillation_check(cm, n, st, dt: float, seeds: int, *, delta: float = 0.01) -> dict:
+def oscillation_check(cm, n, st, dt: float, seeds: int, *, delta: float = 0.01, T: float | None = None) -> dict:
     """Measured growth rate and angular frequency of the leading unstable mode at size n against
     the finite-n fast eigenvalue (see the module docstring).  Returns a dict with 'predicted',
     'rates', 'frequencies', 'rate', 'rate_se', 'frequency', 'passed', 'message'."""
@@ -109,8 +109,9 @@ def oscillation_check(cm, n, st, dt: float, seeds: int, *, delta: float = 0.01) 
 
     from .particles import simulate
     nu, V = _leading_vector(st, n)
-    grow = 2.0 / max(nu.real, 1e-3)                 # time to grow by e^2
-    T = grow if abs(nu.imag) < 1e-9 else min(grow, 50 * 2 * math.pi / abs(nu.imag))
+    if T is None:                                   # T: given (a decaying mode, solvers.sweep_particles), or
+        grow = 2.0 / max(nu.real, 1e-3)             # the time to grow by e^2, at most 50 periods
+        T = grow if abs(nu.imag) < 1e-9 else min(grow, 50 * 2 * math.pi / abs(nu.imag))
     T = max(50, int(round(T / dt))) * dt
     J = float(np.max(np.abs(np.asarray(st.drift_slope, float))))
     nb = st.npos if cm.pos_dim else None

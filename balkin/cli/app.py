@@ -17,7 +17,7 @@ from .errors import (EXIT_BUG, EXIT_ERROR, EXIT_SIGINT, EXIT_SIGTERM, EXPECTED_E
 
 #: The sub-command modules, in the order `balkin --help` lists them.
 COMMAND_MODULES = ("balkin.cli.models", "balkin.cli.demo", "balkin.cli.simulate", "balkin.cli.solve",
-                   "balkin.cli.spectrum", "balkin.cli.verify")
+                   "balkin.cli.spectrum", "balkin.cli.sweep", "balkin.cli.verify")
 
 
 def build_parser() -> argparse.ArgumentParser:

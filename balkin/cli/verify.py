@@ -1,5 +1,5 @@
 """`balkin verify MODEL [--sizes N,N,N] [--seeds S] [--T T] [--t0 T0] [--dt DT] [--nbins B]
-[--kinetic-dt DT] [--nx NX] [--xmin A --xmax B] [--unstable] [--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL.
+[--kinetic-dt DT] [--nx NX] [--xmin A --xmax B] [--unstable] [--scheduler ADDRESS] [--json F] [--plots DIR]`: particles against the limit equations; exit 0 on PASS, 1 on FAIL.
 Sizes whose finite-n state is unstable fail (or, with --unstable, are tested by frequency and growth)."""
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--unstable", action="store_true",
                    help="test sizes at which the finite-n state is unstable by the frequency and growth of "
                         "the unstable mode (default: such sizes fail verify)")
+    p.add_argument("--scheduler", default="serial", metavar="ADDRESS",
+                   help="where the particle runs go: 'serial' (default, this process), 'local' (a Dask "
+                        "LocalCluster on this machine's cores) or a Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--json", metavar="FILE", help="write every number as JSON")
     p.add_argument("--plots", metavar="DIR", help="write figures (needs matplotlib: pip install -e '.[plot]')")
     p.set_defaults(func=run)
@@ -48,7 +51,8 @@ def run(args) -> int:
         raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
     s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins,
                        unstable=args.unstable, kinetic_dt=args.kinetic_dt, nx=args.nx, xmin=args.xmin, xmax=args.xmax)
-    report = verify(model_name(args.model), s, progress=lambda msg: print(msg, flush=True))
+    report = verify(model_name(args.model), s, progress=lambda msg: print(msg, flush=True),
+                    scheduler=args.scheduler.strip())
     print_report(report)
     if args.json:
         write_json(args.json, report.to_record())

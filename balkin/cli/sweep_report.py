@@ -95,16 +95,19 @@ def write_plots(res, outdir) -> list:
             return np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])
         ax.pcolormesh(edges(pv), edges(qv), code.T, cmap=ListedColormap([COLOURS[v] for v in present]),
                       vmin=-0.5, vmax=len(present) - 0.5, shading="flat")
-        kinds = set()
+        seen = {}
+        palette = ["k", "#2c7bb6", "#7b3294", "#008837"]
         for b in res.boundaries:
             if b.get("value") is None:
                 continue
-            kinds.add(b["kind"])
-            ax.plot(b["params"][pn], b["params"][qn], MARKERS.get(b["kind"], "D"), color="k", ms=4,
-                    mfc="white" if b["kind"] == "saddle-node" else "k")
+            modes = b.get("modes_at_root") or b.get("modes") or []
+            key = (b["kind"], ",".join(modes))
+            if key not in seen:
+                seen[key] = palette[len(seen) % len(palette)]
+            ax.plot(b["params"][pn], b["params"][qn], MARKERS.get(b["kind"], "D"), color=seen[key], ms=4)
         handles = [Patch(color=COLOURS[v], label=v) for v in present]
-        handles += [plt.Line2D([], [], marker=MARKERS.get(k, "D"), color="k", ls="", label=f"{k} (located)")
-                    for k in sorted(kinds)]
+        handles += [plt.Line2D([], [], marker=MARKERS.get(k, "D"), color=c, ls="",
+                               label=f"{k}{', mode ' + m if m else ''} (located)") for (k, m), c in seen.items()]
         ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.85)
         ax.set_xlabel(pn)
         ax.set_ylabel(qn)

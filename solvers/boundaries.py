@@ -218,6 +218,16 @@ def _which_activity(spec, params) -> dict:
     return {"population": best[1], "demanded_activity": best[2], "range_end": best[3], "where": best[4]}
 
 
+def critical_size_task(task) -> dict:
+    """critical_size(spec, params) as a task (spec, params); {'n': None, 'error': ...} when it fails."""
+    from .balance_errors import StationaryError
+    spec, params = task
+    try:
+        return critical_size(spec, params)
+    except (StationaryError, ValueError) as exc:
+        return {"n": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
 def critical_size(model_spec, params: dict, modes=None, *, n_lo: float = 1.0,
                   n_hi: float = 1e12, rtol: float = 1e-10) -> dict:
     """The network size n* at which the finite-n fast matrix diag(<f'>) + sqrt(n) W D (at the

@@ -321,6 +321,8 @@ class SweepResult(Record):
         for p in self.points:
             base = {nm: p["params"][nm] for nm in names}
             base.update(status=p["status"], verdict=p["verdict"], margin=p["margin"])
+            if "critical_n" in p:
+                base["critical_n"] = p["critical_n"]
             w = _all(p["fast"])
             lead = leading(w)
             lead_mode = ""
@@ -396,7 +398,7 @@ def _finite(obj):
 
 def sweep(model, axes, *, n: float | None = None, npos: int | None = None, params: dict | None = None,
           scheduler=SERIAL, refine: bool = True, check_particles: int = 0, particle_settings: dict | None = None,
-          slow: bool = True, progress=None, xtol: float = 1e-10) -> SweepResult:
+          slow: bool = True, progress=None, xtol: float = 1e-10, critical_n: bool = False) -> SweepResult:
     """The phase diagram of ``model`` over ``axes`` (module docstring).
 
     model: a shipped name, a model file or a CompiledModel loaded from one; params: fixed parameter
@@ -405,7 +407,9 @@ def sweep(model, axes, *, n: float | None = None, npos: int | None = None, param
     (solvers.ensemble).  refine: locate the boundaries between neighbouring points of different kinds
     to ``xtol`` in the parameter (solvers.boundaries).  check_particles K: particle ensembles at K
     points on each side of the boundaries (solvers.sweep_particles; settings in particle_settings).
-    progress: None or a callable(label, done, total, seconds) (solvers.ensemble)."""
+    progress: None or a callable(label, done, total, seconds) (solvers.ensemble).  critical_n: at every
+    point whose balanced limit is fast-unstable (W D has Re mu > 0), the network size n* above which
+    the finite-n state is unstable (solvers.boundaries.critical_size; point['critical_n'])."""
     import time
     t0 = time.perf_counter()
     axes = [parse_range(a) if isinstance(a, str) else (str(a[0]), np.asarray(a[1], float)) for a in axes]
@@ -464,6 +468,17 @@ def sweep(model, axes, *, n: float | None = None, npos: int | None = None, param
         timings["boundaries"] = time.perf_counter() - t1
     else:
         res.boundaries = folds
+    if critical_n:
+        from .boundaries import critical_size_task
+        t1 = time.perf_counter()
+        todo = [p for p in points if p["status"] == "ok" and max_re(_all(p["limit_fast"])) > 0]
+        found = run_tasks(critical_size_task, [(SweepSpec(ref, None, npos, False), p["params"]) for p in todo],
+                          scheduler=scheduler, progress=progress, label="critical sizes")
+        for p in points:
+            p["critical_n"] = None
+        for p, c in zip(todo, found):
+            p["critical_n"] = c.get("n")
+        timings["critical_n"] = time.perf_counter() - t1
     if check_particles:
         from .sweep_particles import check_particles as _check
         t1 = time.perf_counter()

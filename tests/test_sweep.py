@@ -171,6 +171,12 @@ def test_finite_n_sweep_uses_the_finite_n_matrix_and_critical_size():
     cos = [bd for bd in res.boundaries if "cos(theta)" in bd["modes"]]
     assert len(cos) == 1 and cos[0]["kind"] == "hopf" and cos[0]["value"] > eps_star
     assert abs(cos[0]["eigenvalue"][0]) < 1e-8
+    # the limit sweep's critical sizes agree: unstable at n exactly where n* < n
+    lim = sweep("ring_unstable", ["eps_E=0.5:1.0:6"], npos=16, critical_n=True, slow=False)
+    for p_lim, p_n in zip(lim.points, res.points):
+        if p_lim["critical_n"] is not None:
+            assert (p_lim["critical_n"] < n) == p_n["verdict"].startswith("unstable"), (p_lim, p_n["verdict"])
+    assert sum(p["critical_n"] is not None for p in lim.points) >= 3
     from solvers.boundaries import critical_size
     from solvers.ensemble import ModelRef
     from solvers.sweep import SweepSpec, fast_of, max_re, solve_state

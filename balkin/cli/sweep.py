@@ -1,5 +1,6 @@
 """`balkin sweep MODEL --param NAME=START:STOP:COUNT [--param NAME2=START:STOP:COUNT] [--param NAME=VALUE ...]
-[--n N] [--npos NPOS] [--check-particles K] [--scheduler ADDRESS] [--no-refine] [--json F] [--csv F] [--plots DIR]`:
+[--n N] [--npos NPOS] [--check-particles K] [--critical-n] [--scheduler ADDRESS] [--no-refine] [--json F] [--csv F]
+[--plots DIR]`:
 the phase diagram of a model over one or two parameters (solvers.sweep): at every point feasibility,
 the stationary state, the fast and slow spectra per mode and the verdict; the boundaries between
 verdicts located to 1e-10 in the parameter (loss of balance, Hopf, saddle-node, slow); with
@@ -28,6 +29,9 @@ def add_command(subparsers) -> None:
                    help="'local' (default: a Dask LocalCluster on this machine's cores), 'serial', or the "
                         "address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--no-refine", action="store_true", help="do not locate the boundaries")
+    p.add_argument("--critical-n", action="store_true",
+                   help="at every point whose balanced limit is fast-unstable: the network size above which "
+                        "the finite-n state is unstable (a mode crosses), column critical_n")
     p.add_argument("--json", metavar="FILE", help="write the table, boundaries and checks as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the tidy table (one row per point and population) as CSV")
     p.add_argument("--plots", metavar="DIR", help="write figures (needs matplotlib: pip install -e '.[plot]')")
@@ -92,7 +96,7 @@ def run(args) -> int:
         raise OutputPathError(f"--json and --csv name the same path {args.csv}")
     scheduler = args.scheduler.strip()
     res = sweep(model_name(args.model), axes, n=args.n, npos=args.npos, params=fixed, scheduler=scheduler,
-                refine=not args.no_refine, check_particles=args.check_particles,
+                refine=not args.no_refine, check_particles=args.check_particles, critical_n=args.critical_n,
                 particle_settings={"seeds": args.seeds}, progress=_bar(sys.stderr))
     print_summary(res)
     if args.json:

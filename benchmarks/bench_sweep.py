@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--count", type=int, default=41)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--serial-rows", type=int, default=None)
+    ap.add_argument("--boundaries", action="store_true", help="also time the sweep with the boundaries located")
     a = ap.parse_args()
     from distributed import Client, LocalCluster
     axes = [f"eps_E=0.4:1.0:{a.count}", f"eps_I=0.4:1.0:{a.count}"]
@@ -58,30 +59,41 @@ def main():
     sweep("ring_ei", ["eps_E=0.6:0.6:1"], scheduler=client, refine=False)        # workers import and warm up
     print(f"LocalCluster with {a.workers} workers: started in {t_start:.1f} s")
 
+    cpu0 = client.run(time.process_time)
     t = time.perf_counter()
     par = sweep("ring_ei", axes, scheduler=client, refine=False)
     t_par = time.perf_counter() - t
-    print(f"{a.count} x {a.count} = {npts} points on {a.workers} workers: {t_par:.1f} s "
-          f"({'within' if t_par <= 60 else 'OVER'} the 60 s target)   [load: {load()}]")
+    cpu = sum(v - cpu0[k] for k, v in client.run(time.process_time).items())
+    print(f"{a.count} x {a.count} = {npts} points on {a.workers} workers: {t_par:.1f} s wall "
+          f"({'within' if t_par <= 60 else 'OVER'} the 60 s target), {cpu:.1f} s CPU in the workers "
+          f"({cpu / npts * 1e3:.1f} ms per point; wall on an idle machine ~ {cpu / a.workers:.1f} s)   [load: {load()}]")
 
     sweep("ring_ei", ["eps_E=0.6:0.6:1"], refine=False)                              # warm up this process
+    c0 = time.process_time()
     if a.serial_rows:
         sub = [f"eps_E=0.4:1.0:{a.count}", f"eps_I=0.4:{0.4 + 0.6 * (a.serial_rows - 1) / (a.count - 1)}:{a.serial_rows}"]
         t = time.perf_counter()
         sweep("ring_ei", sub, refine=False)
         per_point = (time.perf_counter() - t) / (a.count * a.serial_rows)
+        cpu_ser = (time.process_time() - c0) / (a.count * a.serial_rows) * npts
         t_ser, how = per_point * npts, f"extrapolated from {a.serial_rows} rows"
         same = None
     else:
         t = time.perf_counter()
         ser = sweep("ring_ei", axes, refine=False)
         t_ser = time.perf_counter() - t
+        cpu_ser = time.process_time() - c0
         per_point, how = t_ser / npts, "measured"
         same = comparable(ser) == comparable(par)
-    print(f"serially in this process: {per_point * 1e3:.1f} ms per point, {t_ser:.1f} s for the grid ({how})"
-          f"   [load: {load()}]")
-    print(f"speed-up with {a.workers} workers: {t_ser / t_par:.2f}x" +
+    print(f"serially in this process: {per_point * 1e3:.1f} ms per point wall, {cpu_ser / npts * 1e3:.1f} ms CPU; "
+          f"{t_ser:.1f} s for the grid ({how})   [load: {load()}]")
+    print(f"speed-up with {a.workers} workers: {t_ser / t_par:.2f}x wall; serial CPU / (parallel wall): "
+          f"{cpu_ser / t_par:.2f}x; CPU cost ratio parallel / serial {cpu / cpu_ser:.2f}" +
           ("" if same is None else f"; serial and distributed tables identical bit for bit: {same}"))
+    if not a.boundaries:
+        client.close()
+        cluster.close()
+        return
 
     t = time.perf_counter()
     full = sweep("ring_ei", axes, scheduler=client, refine=True)

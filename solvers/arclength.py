@@ -112,7 +112,7 @@ def _branch_equation(spec, fixed, name):
     """(F, J) of the stationary equation in y = (Lambda, p) for the model of spec (module docstring)."""
     from .lattice_coupling import DEFAULT_NPOS
     from .stationary import _evaluate, _System
-    from .sweep import load_model
+    from .sweep_point import load_model
     cache = {}
 
     def system(p):

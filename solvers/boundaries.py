@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .ensemble import SERIAL, run_tasks
-from .sweep import _all, fast_of, leading, load_model, margin_of, max_re, slow_of, solve_state
+from .sweep_point import _all, _modes, fast_of, leading, load_model, margin_of, max_re, slow_of, solve_state
 
 RTOL = 1e-14
 HOPF_RTOL = 1e-6
@@ -143,7 +143,6 @@ def refine_boundary(task) -> list:
                 out["angular_frequency_per_sqrt_n"] = abs(mu.imag)
             else:
                 out["angular_frequency"] = abs(mu.imag)
-                from .sweep import _modes
                 lim = leading(_union(_modes(st.modes), mode))
                 out["limit_eigenvalue"] = None if lim is None else [lim.real, lim.imag]
             if kind == "fast":

@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .boundaries import critical_size_task, locate_boundaries
 from .ensemble import SERIAL, ModelRef, run_tasks
 from .output import Record, _clean
-
-EIG_RTOL = 1e-9             # |Re| below this (relative to max(1, max |eig|)) is marginal (solvers.spectrum)
-VERDICTS = ("stable", "ringing", "marginal", "slow-unstable", "unstable-real", "unstable-oscillatory",
-            "no-balance", "no-convergence")
+from .sweep_line import continue_line
+from .sweep_particles import check_particles as _check_particles
+from .sweep_point import VERDICTS, SweepSpec, _all, evaluate_point, leading, load_model, max_re  # noqa: F401
 
 __all__ = ["SweepSpec", "SweepResult", "sweep", "parse_range", "evaluate_point", "VERDICTS"]
 
@@ -68,183 +68,6 @@ def parse_range(text: str) -> tuple[str, np.ndarray]:
     if count < 1 or (count > 1 and a == b):
         raise ValueError(f"--param {name.strip()}: need COUNT >= 1 and START != STOP, got {rng!r}")
     return name.strip(), np.linspace(a, b, count)
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """What every point computes: the model (a ModelRef: loadable in a worker), the network size n
-    (None: the balanced limit), lattice positions per angle (None: the solvers' default), whether
-    to compute the slow spectrum, the time t of a time-dependent drive."""
-
-    model: ModelRef
-    n: float | None = None
-    npos: int | None = None
-    slow: bool = True
-    t: float = 0.0
-
-
-_CACHE: dict = {}
-
-
-def load_model(spec: SweepSpec, params: dict):
-    """The CompiledModel of spec.model with ``params`` (its generated module loaded once per process)."""
-    from .compiled import CompiledModel
-    base = _CACHE.get(spec.model.ref)
-    if base is None:
-        base = _CACHE[spec.model.ref] = ModelRef(spec.model.ref).load().module
-    return CompiledModel(base, {**dict(spec.model.params), **params})
-
-
-def _label(key: str) -> str:
-    return key[4:] if key.startswith("psi=") else key
-
-
-def _modes(d) -> dict:
-    return {_label(k): np.asarray(v, complex) for k, v in (d or {}).items()}
-
-
-def _all(modes: dict | None) -> np.ndarray:
-    if not modes:
-        return np.zeros(0, complex)
-    return np.concatenate([np.asarray(v, complex) for v in modes.values()])
-
-
-def max_re(w) -> float:
-    w = np.asarray(w, complex)
-    return float(np.max(w.real)) if w.size else -math.inf
-
-
-def leading(w) -> complex | None:
-    w = np.asarray(w, complex)
-    if not w.size:
-        return None
-    k = int(np.lexsort((-np.abs(w.imag), w.real))[-1])       # largest Re; the +Im member of a pair
-    return complex(w[k].real, abs(w[k].imag))
-
-
-def verdict_of(fast: dict, slow: dict | None) -> str:
-    """The verdict of a solved point from its deciding fast eigenvalues and slow eigenvalues per mode."""
-    wf, ws = _all(fast), _all(slow)
-    scale = max(1.0, float(np.abs(wf).max()) if wf.size else 0.0, float(np.abs(ws).max()) if ws.size else 0.0)
-    tol = EIG_RTOL * scale
-    if wf.size and max_re(wf) > tol:
-        lead = leading(wf)
-        return "unstable-oscillatory" if abs(lead.imag) > tol else "unstable-real"
-    if ws.size and max_re(ws) > tol:
-        return "slow-unstable"
-    if (wf.size and np.any(np.abs(wf.real) <= tol)) or (ws.size and np.any(np.abs(ws.real) <= tol)):
-        return "marginal"
-    return "ringing" if wf.size and np.any(np.abs(wf.imag) > tol) else "stable"
-
-
-def solve_state(spec: SweepSpec, params: dict, start=None):
-    """(CompiledModel, StationaryResult) at ``params``: balanced limit or finite n, from ``start``
-    (Lambda) when given; raises the solvers' StationaryError subclasses."""
-    from .stationary import solve_balanced, solve_finite_n
-    cm = load_model(spec, params)
-    if spec.n is None:
-        return cm, solve_balanced(cm, npos=spec.npos, t=spec.t, start=start, check_stability=False)
-    return cm, solve_finite_n(cm, spec.n, npos=spec.npos, t=spec.t, start=start, check_stability=False)
-
-
-def fast_of(spec: SweepSpec, st) -> dict:
-    """The deciding fast eigenvalues per mode: W D at the limit, diag(<f'>) + sqrt(n) W D at finite n."""
-    return _modes(st.modes if spec.n is None else st.finite_n_modes)
-
-
-def slow_of(spec: SweepSpec, cm) -> dict | None:
-    """The slow eigenvalues per mode (solvers.spectrum, field of a linear/additive model, limit only)."""
-    if not spec.slow or spec.n is not None:
-        return None
-    if not all(dict(getattr(cm.module, "LINEAR_ADDITIVE", {})).get(a, False) for a in cm.populations):
-        return None
-    from .spectrum import spectrum
-    sp = spectrum(cm, npos=spec.npos, t=spec.t)
-    return {r.label: np.asarray(r.slow, complex) for r in sp.modes if r.slow is not None}
-
-
-def margin_of(spec: SweepSpec, cm) -> float | None:
-    """solvers.feasibility.demanded_margin on the solver's lattice."""
-    from .feasibility import demanded_margin
-    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
-    npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
-    return demanded_margin(LatticeCoupling(cm, npos, spec.t))
-
-
-def evaluate_point(spec: SweepSpec, params: dict, start=None, *, index=None) -> dict:
-    """Everything the sweep records at one point (module docstring), plus '_Lambda' (the solved
-    coefficients, for warm starts; None when unsolved)."""
-    from .balance_errors import InfeasibleBalance, StationaryError
-    pt = {"index": index, "params": dict(params), "status": "ok", "reason": "", "verdict": None,
-          "margin": None, "iterations": 0, "populations": {}, "fast": {}, "limit_fast": {}, "slow": None,
-          "_Lambda": None}
-    cm = load_model(spec, params)
-    try:
-        pt["margin"] = margin_of(spec, cm)
-    except InfeasibleBalance:
-        pass
-    try:
-        cm, st = solve_state(spec, params, start)
-    except InfeasibleBalance as exc:
-        pt.update(status="no-balance", reason=f"{type(exc).__name__}: {exc}", verdict="no-balance")
-        return pt
-    except StationaryError as exc:
-        pt.update(status="no-convergence", reason=f"{type(exc).__name__}: {exc}", verdict="no-convergence")
-        return pt
-    pt["iterations"] = int(st.iterations)
-    pt["_Lambda"] = np.asarray(st.Lambda, float).copy()
-    for i, a in enumerate(cm.populations):
-        pt["populations"][a] = {"lambda": float(np.mean(st.lam[i])), "gbar": float(np.mean(st.gbar[i])),
-                                "gbar_min": float(np.min(st.gbar[i])), "gbar_max": float(np.max(st.gbar[i])),
-                                "mean": float(np.mean(st.mean[i])), "variance": float(np.mean(st.variance[i]))}
-    pt["fast"] = fast_of(spec, st)
-    pt["limit_fast"] = _modes(st.modes)
-    pt["slow"] = slow_of(spec, cm)
-    pt["verdict"] = verdict_of(pt["fast"], pt["slow"])
-    return pt
-
-
-# ---- continuation along a line ------------------------------------------------------------------
-
-def _predict(done: list, value: float) -> list:
-    """Starts to try at ``value``, in order: the secant predictor from the last two solved points
-    of the line, the last solved point (or the line's given start), and a cold start (None)."""
-    ok = [(p, L) for p, L in done if p is not None]
-    starts = []
-    if len(ok) >= 2:
-        (p0, L0), (p1, L1) = ok[-2], ok[-1]
-        if p1 != p0:
-            starts.append(L1 + (value - p1) * (L1 - L0) / (p1 - p0))
-    if ok:
-        starts.append(ok[-1][1])
-    elif done:
-        starts.append(done[0][1])
-    return starts + [None]
-
-
-def continue_line(task) -> list:
-    """One continuation task: (spec, fixed params, axis name, values, index prefix, start Lambda or
-    None).  Returns the points in order (module docstring: predictor, then the last state, then a
-    cold start; pseudo-arclength round a fold, solvers.arclength)."""
-    spec, fixed, name, values, prefix, start = task
-    points = []
-    done = [] if start is None else [(None, np.asarray(start, float))]
-    for k, v in enumerate(values):
-        params = {**fixed, name: float(v)}
-        pt = None
-        for s in _predict(done, float(v)):
-            pt = evaluate_point(spec, params, s, index=(*prefix, k))
-            if pt["status"] != "no-convergence":
-                break
-        if pt["status"] == "no-convergence" and sum(p is not None for p, _ in done) >= 2:
-            from .arclength import around_fold
-            fold = around_fold(spec, fixed, name, [(p, L) for p, L in done if p is not None], float(v))
-            if fold is not None:
-                pt.setdefault("_folds", []).append(fold)
-        points.append(pt)
-        if pt["_Lambda"] is not None:
-            done.append((float(v), pt["_Lambda"]))
-    return points
 
 
 # ---- the result ---------------------------------------------------------------------------------
@@ -462,14 +285,12 @@ def sweep(model, axes, *, n: float | None = None, npos: int | None = None, param
                       scheduler=scheduler if isinstance(scheduler, str) else "client")
     folds = [f for p in points for f in p.pop("_folds", [])]
     if refine:
-        from .boundaries import locate_boundaries
         t1 = time.perf_counter()
         res.boundaries = folds + locate_boundaries(spec, res, scheduler=scheduler, progress=progress, xtol=xtol)
         timings["boundaries"] = time.perf_counter() - t1
     else:
         res.boundaries = folds
     if critical_n:
-        from .boundaries import critical_size_task
         t1 = time.perf_counter()
         todo = [p for p in points if p["status"] == "ok" and max_re(_all(p["limit_fast"])) > 0]
         found = run_tasks(critical_size_task, [(SweepSpec(ref, None, npos, False), p["params"]) for p in todo],
@@ -480,9 +301,8 @@ def sweep(model, axes, *, n: float | None = None, npos: int | None = None, param
             p["critical_n"] = c.get("n")
         timings["critical_n"] = time.perf_counter() - t1
     if check_particles:
-        from .sweep_particles import check_particles as _check
         t1 = time.perf_counter()
-        res.particle_checks = _check(spec, res, int(check_particles), scheduler=scheduler, progress=progress,
+        res.particle_checks = _check_particles(spec, res, int(check_particles), scheduler=scheduler, progress=progress,
                                      **(particle_settings or {}))
         timings["particles"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0

@@ -46,7 +46,7 @@ def _points(res, K: int) -> list:
 def particle_point(task) -> dict:
     """One point: (spec, entry, seeds, dt or None, T cap) -> the entry with the prediction, the
     measured growth rate and angular frequency per seed, the states and the agreement."""
-    from .sweep import load_model, solve_state
+    from .sweep_point import load_model, solve_state
     from .verify_stability import oscillation_check
     spec, entry, seeds, dt = task
     cm = load_model(spec, entry["params"])

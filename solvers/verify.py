@@ -308,7 +308,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
     # ---- particle runs: one task per (n, seed), serially or on Dask (solvers.verify_runs, solvers.ensemble)
     from .verify_runs import particle_runs
     per_n = []
-    results, dt_used = particle_runs(cm, sizes, s, nbins, scheduler=scheduler, progress=progress)
+    results, dt_used = particle_runs(cm, sizes, s, nbins, CoupledNoise, scheduler=scheduler, progress=progress)
 
     for n in sizes:
         tk = time.perf_counter()

@@ -21,11 +21,11 @@ __all__ = ["particle_run", "particle_runs"]
 
 
 def particle_run(task) -> dict:
-    """One seed at size n (dt and 2 dt): {'batches', 'bias', 'final', 'positions', 'bin_centres',
+    """One seed at size n (dt and 2 dt); task (model, n, seed, settings, nbins, dt, noise class):
+    {'batches', 'bias', 'final', 'positions', 'bin_centres',
     'series' (seed 1 only), 'dt' (the step used), 'messages', 'seconds'}."""
     from .particles import StepTooCoarse, simulate
-    from .verify import CoupledNoise
-    ref, n, seed, s, nbins, dt_n = task
+    ref, n, seed, s, nbins, dt_n, CoupledNoise = task
     cm = ref.load() if isinstance(ref, ModelRef) else ref
     t1 = time.perf_counter()
     messages = []
@@ -63,10 +63,13 @@ def particle_run(task) -> dict:
             "series": run_series, "dt": dt_n, "messages": messages, "seconds": time.perf_counter() - t1}
 
 
-def particle_runs(cm, sizes, s, nbins, *, scheduler=SERIAL, progress=None):
-    """All runs of verify: ({n: [run dicts in seed order]}, {n: smallest dt used}); progress lines
-    (verify's format) go to ``progress`` (solvers.verify._progress)."""
-    from .verify import _progress
+def particle_runs(cm, sizes, s, nbins, noise, *, scheduler=SERIAL, progress=None):
+    """All runs of verify: ({n: [run dicts in seed order]}, {n: smallest dt used}).  noise: the class
+    of coupled Brownian increments (solvers.verify.CoupledNoise); progress: None or a callable taking
+    one line (verify's format)."""
+    def _progress(msg, report):          # verify's convention: None, or a callable taking one line
+        if report:
+            report(msg)
     ref = cm if scheduler in (None, SERIAL) else ModelRef.of(cm)
     t0 = time.perf_counter()
     total_work = float(s.seeds * sum(sizes))
@@ -83,12 +86,12 @@ def particle_runs(cm, sizes, s, nbins, *, scheduler=SERIAL, progress=None):
             _progress(f"[verify {cm.name}] run {state['k']}/{len(sizes) * s.seeds}: n = {n}, seed {seed} (dt and "
                       f"2 dt): {r['seconds']:.1f} s (elapsed {time.perf_counter() - t0:.0f} s, expected remaining "
                       f"~{remaining:.0f} s + kinetic solves)", progress)
-    first = run_tasks(particle_run, [(ref, n, 1, s, nbins, s.dt) for n in sizes], scheduler=scheduler,
+    first = run_tasks(particle_run, [(ref, n, 1, s, nbins, s.dt, noise) for n in sizes], scheduler=scheduler,
                       label="verify-first-seeds")
     report([((n, 1), r) for n, r in zip(sizes, first)])
     dt0 = {n: r["dt"] for n, r in zip(sizes, first)}
     rest_keys = [(n, seed) for n in sizes for seed in range(2, s.seeds + 1)]
-    rest = run_tasks(particle_run, [(ref, n, seed, s, nbins, dt0[n]) for n, seed in rest_keys],
+    rest = run_tasks(particle_run, [(ref, n, seed, s, nbins, dt0[n], noise) for n, seed in rest_keys],
                      scheduler=scheduler, label="verify-seeds")
     report(list(zip(rest_keys, rest)))
     results = {n: [r] for n, r in zip(sizes, first)}

@@ -179,7 +179,7 @@ def test_finite_n_sweep_uses_the_finite_n_matrix_and_critical_size():
     assert sum(p["critical_n"] is not None for p in lim.points) >= 3
     from solvers.boundaries import critical_size
     from solvers.ensemble import ModelRef
-    from solvers.sweep import SweepSpec, fast_of, max_re, solve_state
+    from solvers.sweep_point import SweepSpec, fast_of, max_re, solve_state
     spec = SweepSpec(ModelRef.of("ring_unstable"), None, 16)
     out = critical_size(spec, {"eps_E": 0.9}, ("cos(theta)", "sin(theta)"), n_lo=1.0, n_hi=1e8)
     nc = out["n"]

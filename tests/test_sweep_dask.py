@@ -79,12 +79,12 @@ def test_verify_particle_runs_on_the_cluster(cluster):
     """A small verify whose particle runs go to the cluster: the report's per-seed numbers are those
     of the same run computed in this process."""
     from solvers.compiled import CompiledModel
-    from solvers.verify import VerifySettings, verify
+    from solvers.verify import CoupledNoise, VerifySettings, verify
     from solvers.verify_runs import particle_run
     s = VerifySettings(sizes=(100, 200), seeds=2, T=1.0, t0=0.25, dt=0.01, bootstrap=50)
     rep = verify("ei_linear", s, progress=None, scheduler=cluster["address"])
     assert [e["n"] for e in rep.per_n] == [100, 200]
-    local = particle_run((CompiledModel("ei_linear"), 100, 2, s, 1, s.dt))
+    local = particle_run((CompiledModel("ei_linear"), 100, 2, s, 1, s.dt, CoupledNoise))
     seed2 = rep.per_n[0]["mean"]["seed_means"][1]
     assert np.array_equal(seed2, local["batches"]["mean"].mean(axis=0))
 

@@ -40,10 +40,13 @@ __all__ = ["locate_boundaries", "refine_boundary", "crossings", "critical_size"]
 
 
 def crossings(a: dict, b: dict) -> list:
-    """The boundaries between two neighbouring points: [(kind, modes)] with kind 'balance', 'fast'
-    (modes: the tuple of modes whose largest deciding real part changes sign, refined together: the
-    largest real part over their union is continuous even where a degenerate eigenspace (the cos and
-    sin modes of a homogeneous state) is shared out differently at different p) or 'slow'."""
+    """The boundaries between two neighbouring points: [(kind, modes)] with kind 'balance', 'slow' or
+    'fast'.  Fast: when the largest deciding real part over all modes changes sign, modes = all of
+    them (the stability boundary: the largest real part over all eigenvalues is continuous, however a
+    degenerate eigenspace, e.g. the cos and sin modes of a homogeneous state, is shared out among the
+    labels at different p); otherwise the modes present at both points whose own largest real part
+    changes sign (a crossing inside the unstable region).  refine_boundary locates the first crossing
+    of the union and then each mode that does not cross there."""
     out = []
     oka, okb = a["status"] == "ok", b["status"] == "ok"
     if oka != okb:
@@ -52,10 +55,12 @@ def crossings(a: dict, b: dict) -> list:
         return out
     if not oka:
         return out
-    changed = tuple(m for m in sorted(set(a["fast"]) | set(b["fast"]))
-                    if (max_re(a["fast"].get(m, ())) > 0) != (max_re(b["fast"].get(m, ())) > 0))
+    both = sorted(set(a["fast"]) & set(b["fast"]))
+    changed = [m for m in both if (max_re(a["fast"][m]) > 0) != (max_re(b["fast"][m]) > 0)]
+    if (max_re(_all(a["fast"])) > 0) != (max_re(_all(b["fast"])) > 0):
+        changed = sorted(set(a["fast"]) | set(b["fast"]))      # the leading eigenvalue, whatever its label
     if changed:
-        out.append(("fast", changed))
+        out.append(("fast", tuple(changed)))
     if a["slow"] is not None and b["slow"] is not None:
         sa, sb = _all(a["slow"]), _all(b["slow"])
         if sa.size and sb.size and (max_re(sa) > 0) != (max_re(sb) > 0):
@@ -149,6 +154,7 @@ def refine_boundary(task) -> list:
                 tol = 1e-6 * max(1.0, abs(mu))
                 out["modes_at_root"] = [m for m in mode if np.any(np.abs(np.asarray(fast.get(m, ())) - mu) <= tol)
                                         or np.any(np.abs(np.asarray(fast.get(m, ())) - mu.conjugate()) <= tol)]
+                out["mode"] = ",".join(out["modes_at_root"])
         else:
             def margin(v):
                 try:

@@ -66,7 +66,7 @@ def _ring_unstable_hopf():
 def test_ring_unstable_hopf_boundary_closed_form_and_unstable_side():
     eps_star, freq, p = _ring_unstable_hopf()
     res = sweep("ring_unstable", ["eps_E=0.3:1.0:8"], npos=16)
-    cos = [bd for bd in res.boundaries if "cos(theta)" in bd["modes"]]
+    cos = [bd for bd in res.boundaries if "cos(theta)" in bd.get("modes_at_root", ())]
     assert len(cos) == 1 and cos[0]["kind"] == "hopf"
     assert abs(cos[0]["value"] - eps_star) < 1e-8
     assert abs(cos[0]["angular_frequency_per_sqrt_n"] - freq) < 1e-8
@@ -120,7 +120,7 @@ def _direct_cos_mode(params, nth=512):
 
 def test_ring_ei_cos_mode_boundary_against_direct_eigenvalues():
     res = sweep("ring_ei", ["eps_E=0.45:0.95:3", "eps_I=0.45:0.95:3"], slow=False)
-    cos = [bd for bd in res.boundaries if "cos(theta)" in bd["modes"] and bd["type"] == "fast"]
+    cos = [bd for bd in res.boundaries if "cos(theta)" in bd.get("modes_at_root", ()) and bd["type"] == "fast"]
     assert len(cos) >= 2
     base = CompiledModel("ring_ei").params
     for bd in cos:
@@ -151,7 +151,7 @@ def test_table_json_and_csv_agree_with_points():
         lead = max(np.concatenate(list(pt["fast"].values())).real)
         assert float(row["fast_leading_re"]) == lead
     # the boundary crosses between eps_E = 0.5 and 0.6 in both rows
-    assert sum("cos(theta)" in bd["modes"] for bd in res.boundaries) == 2
+    assert sum("cos(theta)" in bd.get("modes_at_root", ()) for bd in res.boundaries) == 2
 
 
 def _find(res, row):
@@ -168,7 +168,7 @@ def test_finite_n_sweep_uses_the_finite_n_matrix_and_critical_size():
     eps_star, _, _ = _ring_unstable_hopf()
     n = 2500.0
     res = sweep("ring_unstable", ["eps_E=0.5:1.0:6"], npos=16, n=n)
-    cos = [bd for bd in res.boundaries if "cos(theta)" in bd["modes"]]
+    cos = [bd for bd in res.boundaries if "cos(theta)" in bd.get("modes_at_root", ())]
     assert len(cos) == 1 and cos[0]["kind"] == "hopf" and cos[0]["value"] > eps_star
     assert abs(cos[0]["eigenvalue"][0]) < 1e-8
     # the limit sweep's critical sizes agree: unstable at n exactly where n* < n

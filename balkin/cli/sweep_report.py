@@ -35,8 +35,8 @@ def print_summary(res, file=None) -> None:
                            if k != b["parameter"] and k in dict(res.axes))
         at = f"{b['parameter']} = {b['value']:.10g}" if b.get("value") is not None else "not located"
         txt = f"  {b['kind']:<16} {at}" + (f" ({others})" if others else "")
-        if b.get("modes"):
-            txt += f", mode {','.join(b['modes'])}"
+        if b.get("mode"):
+            txt += f", mode {b['mode']}"
         if "eigenvalue" in b:
             re_, im = b["eigenvalue"]
             txt += f", eigenvalue {re_:.2e}{im:+.6g}i"
@@ -135,7 +135,7 @@ def write_plots(res, outdir) -> list:
                     axx.axvline(b["value"], color="k", lw=0.7, ls=":")
         ax.legend(fontsize=8)
         where = "balanced limit" if res.n is None else f"n = {res.n:g}"
-        ax.set_title(f"{res.model}: bifurcation diagram ({where}); solid stable, dashed unstable", fontsize=10)
+        ax.set_title(f"{res.model}: bifurcation diagram ({where})\nsolid: stable, dashed: unstable", fontsize=10)
         _save(fig, os.path.join(outdir, f"{res.model}_bifurcation.png"), files)
     return files
 

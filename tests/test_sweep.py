@@ -256,3 +256,26 @@ def test_particles_on_both_sides_of_a_hopf_boundary_at_n_1e4():
     assert osc["measured_state"] == "oscillating" and osc["measured_rate"] - 3 * osc["rate_se"] > 0
     assert abs(osc["measured_angular_frequency"] / osc["predicted_angular_frequency"] - 1) <= 0.05
     assert all(c["agrees"] for c in checks)
+
+
+def test_arclength_on_a_model_branch_matches_the_stationary_solver():
+    """solvers.arclength's branch equation of a real model (ei_linear at n = 100, swept in h_E):
+    pseudo-arclength from two solved points to h_E = 0.13; every point it returns solves the
+    finite-n equation, the last one is the state solve_finite_n finds there, and no fold is reported
+    on this monotone branch."""
+    from solvers.arclength import _branch_equation, trace
+    from solvers.ensemble import ModelRef
+    from solvers.sweep_point import SweepSpec, solve_state
+    spec = SweepSpec(ModelRef.of("ei_linear"), 100.0, None)
+    ys = []
+    for h in (0.1, 0.101):
+        _, st = solve_state(spec, {"h_E": h})
+        ys.append(np.append(np.ravel(st.Lambda), h))
+    F, J = _branch_equation(spec, {}, "h_E")
+    out = trace(F, J, ys[0], ys[1], p_stop=0.13)
+    assert out["reached"] and out["fold"] is None
+    for y in out["points"]:
+        assert np.max(np.abs(F(y))) < 1e-10
+    last = out["points"][-1]
+    _, st = solve_state(spec, {"h_E": float(last[-1])})
+    assert np.max(np.abs(np.ravel(st.Lambda) - last[:-1])) < 1e-8

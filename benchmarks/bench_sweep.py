@@ -34,6 +34,26 @@ def load() -> str:
         return "uptime not available"
 
 
+def burn(k):
+    """A pure-Python control task (no NumPy, no memory traffic): how much parallelism the machine gives."""
+    x = 0
+    for i in range(3_000_000):
+        x += i * i
+    return x
+
+
+def control(client, workers):
+    """Speed-up of `workers` control tasks on the cluster over the same run serially: ~workers on an idle
+    machine; less when other processes hold the cores (then no sweep can do better)."""
+    t = time.perf_counter()
+    for k in range(2 * workers):
+        burn(k)
+    ts = time.perf_counter() - t
+    t = time.perf_counter()
+    client.gather(client.map(burn, range(2 * workers), pure=False))
+    return ts / (time.perf_counter() - t)
+
+
 def comparable(res):
     rec = res.to_dict()
     rec.pop("scheduler")
@@ -57,7 +77,8 @@ def main():
     client = Client(cluster)
     t_start = time.perf_counter() - t
     sweep("ring_ei", ["eps_E=0.6:0.6:1"], scheduler=client, refine=False)        # workers import and warm up
-    print(f"LocalCluster with {a.workers} workers: started in {t_start:.1f} s")
+    print(f"LocalCluster with {a.workers} workers: started in {t_start:.1f} s; parallelism the machine gives now "
+          f"(pure-Python control tasks): {control(client, a.workers):.2f}x")
 
     cpu0 = client.run(time.process_time)
     t = time.perf_counter()
@@ -90,6 +111,7 @@ def main():
     print(f"speed-up with {a.workers} workers: {t_ser / t_par:.2f}x wall; serial CPU / (parallel wall): "
           f"{cpu_ser / t_par:.2f}x; CPU cost ratio parallel / serial {cpu / cpu_ser:.2f}" +
           ("" if same is None else f"; serial and distributed tables identical bit for bit: {same}"))
+    print(f"parallelism the machine gives now (control): {control(client, a.workers):.2f}x")
     if not a.boundaries:
         client.close()
         cluster.close()

@@ -177,11 +177,12 @@ def _batch_means(series, nbatch):
 
 
 def test_linear_m2_finite_n_field_against_particles():
-    """point_adaptation at n = 1000: particles (6 independent seeds x 4 batches of [1, 9], dt = 0.01,
-    started from the stationary finite-n Gaussian) against the stationary finite-n field: gbar and the
-    mean of x within the Student-t quantile (23 dof, two-sided, alpha = 1e-3 Bonferroni over the 4
-    comparisons) of the batch-mean standard error; the balanced limit (gbar = (0.3, 0.2)) is more than
-    20 standard errors away."""
+    """point_adaptation at n = 1000: particles (6 independent seeds x 2 batches of length 4 over [1, 9],
+    dt = 0.01, started from the stationary finite-n Gaussian) against the stationary finite-n field:
+    gbar and the mean of x within the Student-t quantile (11 dof, two-sided, alpha = 1e-3 Bonferroni
+    over the 4 comparisons) of the batch-mean standard error.  A batch lasts 2.5 relaxation times (the
+    leading finite-n eigenvalue is -0.62 + 0.08i), so batches are close to independent.  The balanced
+    limit (gbar = (0.3, 0.2)) is more than 20 standard errors away."""
     from solvers.particles import simulate
     cm = point_adaptation()
     n = 1000
@@ -190,7 +191,7 @@ def test_linear_m2_finite_n_field_against_particles():
     for seed in range(1, 7):
         r = simulate(cm, n, 9.0, 0.01, seed=seed, init=_gaussian_init(st), record_every=0.05)
         sel = r.times >= 1.0
-        bm.append(_batch_means(np.concatenate([r.gbar[sel, :, 0], r.mean[sel, :, 0]], axis=1), 4))
+        bm.append(_batch_means(np.concatenate([r.gbar[sel, :, 0], r.mean[sel, :, 0]], axis=1), 2))
     bm = np.concatenate(bm)
     est = bm.mean(axis=0)
     se = bm.std(axis=0, ddof=1) / math.sqrt(len(bm))
@@ -222,3 +223,29 @@ def test_ring_adaptation_finite_n_gbar_against_particles_at_n_2000():
     zcrit = stats.t.ppf(1 - ALPHA / (2 * 4), len(bm) - 1)
     assert np.all(np.abs(est - pred) < zcrit * se), (est, pred, se)
     assert abs(est[0] - 0.3) > 50 * se[0]
+
+
+# ---- command line ------------------------------------------------------------------------------------
+
+def test_solve_field_steady_finite_n_command(tmp_path, capsys):
+    """`balkin solve MODEL --field --steady --n N`: the stationary finite-n field, printed and written
+    (m = 2 means per component in the JSON); a nonlinear model needs --closure and is then printed and
+    written as an APPROXIMATION."""
+    import json
+
+    from tests.cli_helpers import one_error_line, run
+    js = tmp_path / "st.json"
+    code, out, err = run(["solve", "ring_adaptation", "--field", "--steady", "--n", "2000", "--npos", "16",
+                          "--json", js], capsys)
+    assert code == 0, err
+    assert "stationary-field-finite-n: model ring_adaptation, n = 2000" in out and "(stable)" in out
+    rec = json.loads(js.read_text())
+    st = stationary_field("ring_adaptation", npos=16, n=2000)
+    np.testing.assert_allclose(rec["E"]["gbar"], st.gbar[0], atol=1e-12)
+    np.testing.assert_allclose(np.array(rec["state_mean"]["I"]), st.state_mean[1].T, atol=1e-12)
+    assert rec["n"] == 2000 and rec["approximation"] is False
+    code, out, err = run(["solve", "ei_fhn", "--field", "--steady", "--n", "2000"], capsys)
+    assert code != 0 and "closure" in one_error_line(err, "solve")
+    code, out, err = run(["solve", "ei_fhn", "--field", "--steady", "--n", "2000", "--closure", "--json", js], capsys)
+    assert code == 0 and out.startswith("*** APPROXIMATION")
+    assert json.loads(js.read_text())["approximation"] is True

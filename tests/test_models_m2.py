@@ -1,0 +1,68 @@
+"""The m = 2 models models/ring_adaptation.py and models/ei_fhn.py: the claims of their docstrings,
+symbolically (from the model files) and against particle simulations (slow)."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import stats
+
+from derive.loader import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+ALPHA = 1e-3
+
+
+def _fhn():
+    model = load_model(ROOT / "models" / "ei_fhn.py")
+    prm = {k.name: v for k, v in model.parameters.items()}
+    return model, prm
+
+
+# ---- ei_fhn: the single neuron, symbolically ---------------------------------------------------------
+
+def test_ei_fhn_neuron_has_one_stable_fixed_point_and_no_cycle_for_every_input():
+    """The docstring's argument, checked on the model file: with the parameters substituted, for every
+    constant input lambda (i) the fixed point is unique (the nullcline function v - v^3/3 - (v + c)/b +
+    lambda is strictly decreasing: 1 - v^2 - 1/b < 0 as b < 1), (ii) the Jacobian there has positive
+    determinant eps (1 - b (1 - v^2)) and negative trace 1 - v^2 - eps b, and (iii) the divergence of
+    the drift, 1 - v^2 - eps b, is negative everywhere (eps b > 1), so by Bendixson's criterion the
+    noise-free neuron has no periodic orbit; noise enters v only."""
+    model, prm = _fhn()
+    v, w = model.state
+    lam = sp.Symbol("lam", real=True)
+    for pop in model.populations:
+        f = [sp.sympify(fi).subs({k: val for k, val in model.parameters.items()}) for fi in pop.drift]
+        sig = sp.Matrix(pop.diffusion).subs({k: val for k, val in model.parameters.items()})
+        assert sig[1, :] == sp.zeros(1, sig.shape[1]) and sig[0, 0] != 0          # noise on v only
+        def even_quadratic(q):
+            """q = q0 + q2 v^2 (no other powers): its sign is that of q0 and q2 when they agree."""
+            P = sp.Poly(q, v)
+            assert P.degree() == 2 and P.coeff_monomial(v).is_zero and not (q.free_symbols - {v})
+            return P.coeff_monomial(1), P.coeff_monomial(v ** 2)
+
+        div = sp.expand(sp.diff(f[0], v) + sp.diff(f[1], w))
+        # divergence <= 1 - eps b < 0 for every v
+        q0, q2 = even_quadratic(div)
+        assert q0 < 0 and q2 < 0
+        wstar = sp.solve(f[1], w)[0]
+        null = sp.expand(f[0].subs(w, wstar) + lam)
+        dnull = sp.diff(null, v)
+        q0, q2 = even_quadratic(dnull)
+        assert q0 < 0 and q2 < 0                                                 # strictly decreasing
+        J = sp.Matrix([[sp.diff(fi, z) for z in (v, w)] for fi in f])
+        det, tr = sp.expand(J.det()), sp.expand(J.trace())
+        q0, q2 = even_quadratic(det)
+        assert q0 > 0 and q2 > 0
+        q0, q2 = even_quadratic(tr)
+        assert q0 < 0 and q2 < 0
+    assert prm["eps"] * prm["b"] > 1 and prm["b"] < 1
+
+
+def test_ei_fhn_demanded_activities_are_inside_the_gain_range():
+    """(B) W gbar + h = 0 with W = [[J_EE, -J_EI], [J_IE, -J_II]] demands gbar = (0.25, 0.35)."""
+    _, p = _fhn()
+    W = np.array([[p["J_EE"], -p["J_EI"]], [p["J_IE"], -p["J_II"]]])
+    g = np.linalg.solve(W, -np.array([p["h_E"], p["h_I"]]))
+    np.testing.assert_allclose(g, [0.25, 0.35], atol=1e-12)

@@ -66,3 +66,20 @@ def test_ei_fhn_demanded_activities_are_inside_the_gain_range():
     W = np.array([[p["J_EE"], -p["J_EI"]], [p["J_IE"], -p["J_II"]]])
     g = np.linalg.solve(W, -np.array([p["h_E"], p["h_I"]]))
     np.testing.assert_allclose(g, [0.25, 0.35], atol=1e-12)
+
+
+@pytest.mark.slow
+def test_demo_runs_on_an_m2_model(capsys):
+    """`balkin demo --model ring_adaptation --quick`: the stationary states from the exact field (balanced
+    and n = 1000), the field in time; the kinetic step and verify run where the solvers support m = 2
+    and are reported as skipped otherwise, and then the demo does not claim success (exit status 1)."""
+    from tests.cli_helpers import run
+    code, out, err = run(["demo", "--model", "ring_adaptation", "--quick", "--plots", ""], capsys)
+    assert "== 3. stationary states from the neural field (exact" in out
+    assert "finite n = 1000, E: lambda from" in out and "(stable)" in out
+    assert "== 5. neural field" in out and "== 6. verify" in out
+    verify_part = out.split("== 6. verify", 1)[1]
+    if "skipped:" in verify_part:
+        assert code == 1 and "NOT verified" in verify_part
+    else:
+        assert code in (0, 1) and "verdict:" in verify_part

@@ -12,7 +12,7 @@ Model 'ei_fhn': state ['v', 'w'], space Point(), noise ito, synaptic input into 
   parameters: J_EE=1.0, J_EI=2.0, J_IE=1.5, J_II=2.5, b=0.8, c=0.7, eps=1.5, h_E=0.45, h_I=0.5, s=0.8
 """
 # balkin model hash (canonical form): eccf0b6b6bb56419342bea88901d80298cf546d4ad52cfff645ff8fe94494767
-# balkin model source hash (sha256): 46d31d2465edccf48d29bb587f6ada5ca66040a5257a1a008d30695da0640eab
+# balkin model source hash (sha256): 771a8e4822af9c8c0e1aca35ffd1fffc4bfa65225d3ff4d1f2c4c581950f550c
 # balkin generator version 1, hash 3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64
 import numpy
 
@@ -31,7 +31,7 @@ class scipy:  # noqa: N801 - stands in for the scipy package in the code below
 MODEL_NAME = 'ei_fhn'
 MODEL_PATH = 'models/ei_fhn.py'
 MODEL_HASH = 'eccf0b6b6bb56419342bea88901d80298cf546d4ad52cfff645ff8fe94494767'
-MODEL_SOURCE_HASH = '46d31d2465edccf48d29bb587f6ada5ca66040a5257a1a008d30695da0640eab'
+MODEL_SOURCE_HASH = '771a8e4822af9c8c0e1aca35ffd1fffc4bfa65225d3ff4d1f2c4c581950f550c'
 GENERATOR_VERSION = '1'
 GENERATOR_HASH = '3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64'
 SPACE = 'point'

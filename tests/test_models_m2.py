@@ -68,6 +68,66 @@ def test_ei_fhn_demanded_activities_are_inside_the_gain_range():
     np.testing.assert_allclose(g, [0.25, 0.35], atol=1e-12)
 
 
+# the reference numbers of ei_fhn's docstring (stationary 2-D Fokker–Planck, Richardson-extrapolated from
+# 120^2 and 240^2 cells, first order in w); their error is bounded by the size of that extrapolation's
+# correction, at most 1.5e-3 in gbar and 3.6e-3 in the mean of v (and 0.008 in lambda = gbar error / slope)
+FHN_BALANCED = {"lambda": (0.0958, 0.4365), "gbar": (0.25, 0.35), "mean_v": (-0.8293, -0.4897)}
+FHN_FINITE_N = {1000: {"gbar": (0.2780, 0.3608), "lambda": (0.199, 0.470), "mean_v": (-0.732, -0.454)},
+                4000: {"gbar": (0.2665, 0.3570), "lambda": (0.158, 0.458), "mean_v": (-0.772, -0.466)}}
+REF_ERR = {"gbar": 2e-3, "mean_v": 4e-3, "lambda": 1e-2}
+
+
+def _window_samples(res, t0, nbatch, quantities):
+    """Batch means over [t0, T] of the record series (population order), concatenated per batch."""
+    sel = res.times >= t0 - 1e-12
+    cols = np.concatenate([getattr(res, q)[sel, :, 0] for q in quantities], axis=1)
+    return np.array([b.mean(axis=0) for b in np.array_split(cols, nbatch)])
+
+
+def _compare(samples, expect, allowance, what):
+    """|mean - expect| <= t-quantile * se + allowance, Bonferroni over the compared numbers."""
+    est = samples.mean(axis=0)
+    se = samples.std(axis=0, ddof=1) / math.sqrt(len(samples))
+    zc = stats.t.ppf(1 - ALPHA / (2 * len(est)), len(samples) - 1)
+    assert np.all(np.abs(est - expect) <= zc * se + allowance), (what, est, expect, se, zc)
+    return est, se
+
+
+@pytest.mark.slow
+def test_ei_fhn_uncoupled_neurons_at_the_balanced_lambda_have_the_demanded_activity():
+    """The docstring's balanced state: neurons at the constant input lambda* (the network with J = 0 and
+    h = lambda* / sqrt(n), n = 5000, 3 seeds x 2 batches of [5, 25], dt = 0.01) have gbar = (0.25, 0.35)
+    and the docstring's mean v, within the t-quantile of the standard error plus the reference error."""
+    from solvers.compiled import CompiledModel
+    from solvers.particles import simulate
+    n = 5000
+    lam = FHN_BALANCED["lambda"]
+    cm = CompiledModel("ei_fhn", {"J_EE": 0.0, "J_EI": 0.0, "J_IE": 0.0, "J_II": 0.0,
+                                  "h_E": lam[0] / math.sqrt(n), "h_I": lam[1] / math.sqrt(n)})
+    smp = np.concatenate([_window_samples(simulate(cm, n, 25.0, 0.01, seed=seed, record_every=0.1), 5.0, 2,
+                                          ("gbar", "mean")) for seed in (1, 2, 3)])
+    _compare(smp[:, :2], FHN_BALANCED["gbar"], REF_ERR["gbar"], "gbar")
+    _compare(smp[:, 2:], FHN_BALANCED["mean_v"], REF_ERR["mean_v"], "mean v")
+
+
+@pytest.mark.slow
+def test_ei_fhn_network_settles_on_the_finite_n_state_of_its_docstring():
+    """Coupled networks at n = 1000 and 4000 (3 seeds x 2 batches of [10, 30], dt = 0.01): gbar, lambda_n
+    and mean v against the docstring's finite-n values (stationary 2-D Fokker–Planck with
+    lambda_n = sqrt(n)(W gbar + h)) within the t-quantile of the standard error plus the reference error;
+    the activity moves toward the balanced (0.25, 0.35) as n grows."""
+    from solvers.particles import simulate
+    est = {}
+    for n, ref in FHN_FINITE_N.items():
+        smp = np.concatenate([_window_samples(simulate("ei_fhn", n, 30.0, 0.01, seed=seed, record_every=0.1),
+                                              10.0, 2, ("gbar", "lam", "mean")) for seed in (1, 2, 3)])
+        est[n], _ = _compare(smp[:, :2], ref["gbar"], REF_ERR["gbar"], f"gbar at n = {n}")
+        _compare(smp[:, 2:4], ref["lambda"], REF_ERR["lambda"], f"lambda at n = {n}")
+        _compare(smp[:, 4:], ref["mean_v"], REF_ERR["mean_v"], f"mean v at n = {n}")
+    g = np.array(FHN_BALANCED["gbar"])
+    assert np.all(np.abs(est[4000] - g) < 0.8 * np.abs(est[1000] - g))
+
+
 @pytest.mark.slow
 def test_demo_runs_on_an_m2_model(capsys):
     """`balkin demo --model ring_adaptation --quick`: the stationary states from the exact field (balanced

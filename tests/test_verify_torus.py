@@ -1,6 +1,7 @@
 """`balkin verify` on the torus: position bins on the torus lattice (solvers/verify.py) agree with the
 particles' own bins, and the verification of a linear torus model passes at small sizes (slow)."""
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def test_in_bin_partitions_the_neurons_as_the_particle_records_do():
 
 
 @pytest.mark.slow
-def test_verify_passes_on_a_torus_model_at_small_sizes():
+def test_verify_passes_on_a_torus_model_at_small_sizes(tmp_path):
     """torus_ei, nbins = 2 per angle (4 bins, a 10 x 10 solver lattice), n = 576 and 2304 (24^2, 48^2),
     4 seeds: PASS, and the particle means at the largest size differ between the four bins as the
     finite-n prediction does (so a wrong bin order could not pass)."""
@@ -89,3 +90,12 @@ def test_verify_passes_on_a_torus_model_at_small_sizes():
     assert e["particles"].shape == (2, 4) and np.asarray(rep.bins).shape == (4, 2)
     spread = np.ptp(e["finite_n"], axis=1)
     assert np.all(spread > 20 * e["se"].max())
+    import io
+
+    from balkin.cli.verify_report import print_report, write_plots
+    buf = io.StringIO()
+    print_report(rep, file=buf)
+    assert "verdict: PASS" in buf.getvalue()
+    pytest.importorskip("matplotlib")
+    files = write_plots(rep, tmp_path)
+    assert len(files) == 3 and all(Path(f).exists() for f in files)

@@ -176,23 +176,33 @@ def _batch_means(series, nbatch):
     return np.array([b.mean(axis=0) for b in np.array_split(series, nbatch)])
 
 
+def _richardson_batches(cm, n, T, dt, seed, t0, nbatch, reduce, **kw):
+    """Batch means over [t0, T] of reduce(run) (an array (records, k)), Richardson-extrapolated in the
+    step, 2 m(dt) - m(2 dt), with the same Brownian path at both steps (solvers.verify.CoupledNoise,
+    as `balkin verify` removes the O(dt) Euler bias).  Returns (extrapolated, m(dt) - m(2 dt))."""
+    from solvers.particles import simulate
+    from solvers.verify import CoupledNoise
+    out = []
+    for factor in (1, 2):
+        r = simulate(cm, n, T, dt * factor, seed=seed, noise=CoupledNoise(seed, cm.populations, dt, factor),
+                     dt_guard="refuse", record_every=4 * dt, **kw)
+        out.append(_batch_means(reduce(r)[r.times >= t0 - 1e-12], nbatch))
+    return 2 * out[0] - out[1], out[0] - out[1]
+
+
 def test_linear_m2_finite_n_field_against_particles():
     """point_adaptation at n = 1000: particles (6 independent seeds x 2 batches of length 4 over [1, 9],
-    dt = 0.01, started from the stationary finite-n Gaussian) against the stationary finite-n field:
-    gbar and the mean of x within the Student-t quantile (11 dof, two-sided, alpha = 1e-3 Bonferroni
-    over the 4 comparisons) of the batch-mean standard error.  A batch lasts 2.5 relaxation times (the
-    leading finite-n eigenvalue is -0.62 + 0.08i), so batches are close to independent.  The balanced
-    limit (gbar = (0.3, 0.2)) is more than 20 standard errors away."""
-    from solvers.particles import simulate
+    dt = 0.01 Richardson-extrapolated with 2 dt, started from the stationary finite-n Gaussian) against
+    the stationary finite-n field: gbar and the mean of x within the Student-t quantile (11 dof,
+    two-sided, alpha = 1e-3 Bonferroni over the 4 comparisons) of the batch-mean standard error.  A batch
+    lasts 2.5 relaxation times (the leading finite-n eigenvalue is -0.62 + 0.08i), so batches are close
+    to independent.  The balanced limit (gbar = (0.3, 0.2)) is more than 20 standard errors away."""
     cm = point_adaptation()
     n = 1000
     st = stationary_field(cm, n=n)
-    bm = []
-    for seed in range(1, 7):
-        r = simulate(cm, n, 9.0, 0.01, seed=seed, init=_gaussian_init(st), record_every=0.05)
-        sel = r.times >= 1.0
-        bm.append(_batch_means(np.concatenate([r.gbar[sel, :, 0], r.mean[sel, :, 0]], axis=1), 2))
-    bm = np.concatenate(bm)
+    bm = np.concatenate([_richardson_batches(cm, n, 9.0, 0.01, seed, 1.0, 2,
+                                             lambda r: np.concatenate([r.gbar[:, :, 0], r.mean[:, :, 0]], axis=1),
+                                             init=_gaussian_init(st))[0] for seed in range(1, 7)])
     est = bm.mean(axis=0)
     se = bm.std(axis=0, ddof=1) / math.sqrt(len(bm))
     pred = np.concatenate([st.gbar[:, 0], st.mean[:, 0]])
@@ -205,18 +215,17 @@ def test_linear_m2_finite_n_field_against_particles():
 @pytest.mark.slow
 def test_ring_adaptation_finite_n_gbar_against_particles_at_n_2000():
     """The issue's example: ring_adaptation at n = 2000, ring-averaged gbar and mean x from particles
-    (4 seeds x 4 batches of [8, 32], dt = 0.01, from the model's N(0, 1) start) against the stationary
-    finite-n field, within the Student-t quantile (15 dof, alpha = 1e-3 over 4 comparisons); the
-    balanced limit 0.300 is far outside."""
-    from solvers.particles import simulate
+    (4 seeds x 4 batches of [8, 32], dt = 0.01 Richardson-extrapolated with 2 dt, from the model's
+    N(0, 1) start) against the stationary finite-n field, within the Student-t quantile (15 dof,
+    alpha = 1e-3 over 4 comparisons); the balanced limit 0.300 is far outside."""
+    from solvers.compiled import CompiledModel
     n = 2000
-    st = stationary_field("ring_adaptation", npos=16, n=n)
-    bm = []
-    for seed in range(1, 5):
-        r = simulate("ring_adaptation", n, 32.0, 0.01, seed=seed, nbins=16, record_every=0.1)
-        sel = r.times >= 8.0
-        bm.append(_batch_means(np.concatenate([r.gbar[sel].mean(axis=2), r.mean[sel].mean(axis=2)], axis=1), 4))
-    bm = np.concatenate(bm)
+    cm = CompiledModel("ring_adaptation")
+    st = stationary_field(cm, npos=16, n=n)
+    bm = np.concatenate([_richardson_batches(cm, n, 32.0, 0.01, seed, 8.0, 4,
+                                             lambda r: np.concatenate([r.gbar.mean(axis=2), r.mean.mean(axis=2)],
+                                                                      axis=1), nbins=16)[0]
+                         for seed in range(1, 5)])
     est = bm.mean(axis=0)
     se = bm.std(axis=0, ddof=1) / math.sqrt(len(bm))
     pred = np.concatenate([st.gbar.mean(axis=1), st.mean.mean(axis=1)])

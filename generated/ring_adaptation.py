@@ -12,7 +12,7 @@ Model 'ring_adaptation': state ['x', 'a'], space Ring(theta, phi), noise ito, sy
   parameters: H_E=0.1, H_I=0.06, J_EE=1.0, J_EI=2.0, J_IE=1.0, J_II=1.8, delta=0.2, eps_E=0.6, eps_I=0.9, s=1.0, tau_a=2.0
 """
 # balkin model hash (canonical form): fbcf1d90c46ea0f449547665a456612fe0319c467f30368d67ca4dfda4f61dcc
-# balkin model source hash (sha256): 03e83b47b91ede616ddb352953dd99e6341ca6f882c0cd52d1a844c598b81952
+# balkin model source hash (sha256): 0517515e6613e2172e0d01fbee0ff5392b84882941325e2f31aea2c870704df9
 # balkin generator version 1, hash 3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64
 import numpy
 
@@ -31,7 +31,7 @@ class scipy:  # noqa: N801 - stands in for the scipy package in the code below
 MODEL_NAME = 'ring_adaptation'
 MODEL_PATH = 'models/ring_adaptation.py'
 MODEL_HASH = 'fbcf1d90c46ea0f449547665a456612fe0319c467f30368d67ca4dfda4f61dcc'
-MODEL_SOURCE_HASH = '03e83b47b91ede616ddb352953dd99e6341ca6f882c0cd52d1a844c598b81952'
+MODEL_SOURCE_HASH = '0517515e6613e2172e0d01fbee0ff5392b84882941325e2f31aea2c870704df9'
 GENERATOR_VERSION = '1'
 GENERATOR_HASH = '3ea3ba8644ed2fa21dd8dd4aab7666c3e5968a5dd7ffa273c579d8c9ca78fc64'
 SPACE = 'ring'

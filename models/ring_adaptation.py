@@ -38,8 +38,12 @@ shows exactly this split: six eigenvalues sqrt(n) x (those of W D) and the slow 
 
 Finite n (DESIGN.md §4, §5b): at n = 2000 the finite-n field gives ring-averaged gbar = (0.2021,
 0.1735) and mean x = (-1.0046, -1.1231), far from the balanced 0.300 and 0.200, stable with leading
-eigenvalue -0.581 +- 0.063i; particles at n = 2000 (2 seeds, dt = 0.01, time average over [10, 40])
-gave gbar_E = 0.2024 +- 0.0005 (tests/test_field_m2.py compares them within sampling error).
+eigenvalue -0.581 +- 0.063i; gbar_E at theta = pi/2 is 0.1993 (balanced: 0.2830).  Particles at
+n = 2000 (4 seeds x 5 batches of [15, 50], dt = 0.01 Richardson-extrapolated with 2 dt on the same
+Brownian path) gave ring-averaged gbar_E = 0.2020 +- 0.0002, gbar_E(pi/2) = 0.1997 +- 0.0008 and mean
+x_E = -1.0050 +- 0.0008; the Euler step alone (dt = 0.01) is biased by -0.0004 in gbar_E.  With
+tau_a = 5 (--param tau_a=5): field 0.2016 (ring average) and 0.1990 (pi/2), particles 0.2015 +- 0.0002
+and 0.1994 +- 0.0010.  tests/test_field_m2.py compares field and particles within sampling error.
 """
 import sympy as sp
 

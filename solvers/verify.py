@@ -7,7 +7,9 @@ solver, started from the same initial distribution, gives two predictions of the
 averages: the finite-n McKean–Vlasov equation (DESIGN.md §4) at that n and the balanced limit
 (§3); for linear/additive models the neural field is run as a third, which must equal the
 kinetic limit.  Predictions are averaged over each position bin the way the particles are
-(5 lattice points per bin), lambda is read at the bin centre as the particles record it.
+(5 lattice points per bin on the ring, 5 x 5 on the torus, whose bins are the nbins x nbins products
+of the ring's in the particles' order b1 * nbins + b2), lambda is read at the bin centre as the
+particles record it.
 
 Time-step bias.  Euler–Maruyama with the stiff sqrt(n) coupling has an O(dt) bias that at large n
 exceeds the shrinking standard error (measured on ei_linear at n = 6400: the I mean moves by 1.5e-3

@@ -96,15 +96,15 @@ def _compare(samples, expect, allowance, what):
 @pytest.mark.slow
 def test_ei_fhn_uncoupled_neurons_at_the_balanced_lambda_have_the_demanded_activity():
     """The docstring's balanced state: neurons at the constant input lambda* (the network with J = 0 and
-    h = lambda* / sqrt(n), n = 5000, 3 seeds x 2 batches of [5, 25], dt = 0.01) have gbar = (0.25, 0.35)
+    h = lambda* / sqrt(n), n = 2000, 3 seeds x 2 batches of [5, 20], dt = 0.01) have gbar = (0.25, 0.35)
     and the docstring's mean v, within the t-quantile of the standard error plus the reference error."""
     from solvers.compiled import CompiledModel
     from solvers.particles import simulate
-    n = 5000
+    n = 2000
     lam = FHN_BALANCED["lambda"]
     cm = CompiledModel("ei_fhn", {"J_EE": 0.0, "J_EI": 0.0, "J_IE": 0.0, "J_II": 0.0,
                                   "h_E": lam[0] / math.sqrt(n), "h_I": lam[1] / math.sqrt(n)})
-    smp = np.concatenate([_window_samples(simulate(cm, n, 25.0, 0.01, seed=seed, record_every=0.1), 5.0, 2,
+    smp = np.concatenate([_window_samples(simulate(cm, n, 20.0, 0.01, seed=seed, record_every=0.1), 5.0, 2,
                                           ("gbar", "mean")) for seed in (1, 2, 3)])
     _compare(smp[:, :2], FHN_BALANCED["gbar"], REF_ERR["gbar"], "gbar")
     _compare(smp[:, 2:], FHN_BALANCED["mean_v"], REF_ERR["mean_v"], "mean v")
@@ -112,15 +112,15 @@ def test_ei_fhn_uncoupled_neurons_at_the_balanced_lambda_have_the_demanded_activ
 
 @pytest.mark.slow
 def test_ei_fhn_network_settles_on_the_finite_n_state_of_its_docstring():
-    """Coupled networks at n = 1000 and 4000 (3 seeds x 2 batches of [10, 30], dt = 0.01): gbar, lambda_n
+    """Coupled networks at n = 1000 and 4000 (3 seeds x 2 batches of [6, 20], dt = 0.01): gbar, lambda_n
     and mean v against the docstring's finite-n values (stationary 2-D Fokker–Planck with
     lambda_n = sqrt(n)(W gbar + h)) within the t-quantile of the standard error plus the reference error;
     the activity moves toward the balanced (0.25, 0.35) as n grows."""
     from solvers.particles import simulate
     est = {}
     for n, ref in FHN_FINITE_N.items():
-        smp = np.concatenate([_window_samples(simulate("ei_fhn", n, 30.0, 0.01, seed=seed, record_every=0.1),
-                                              10.0, 2, ("gbar", "lam", "mean")) for seed in (1, 2, 3)])
+        smp = np.concatenate([_window_samples(simulate("ei_fhn", n, 20.0, 0.01, seed=seed, record_every=0.1),
+                                              6.0, 2, ("gbar", "lam", "mean")) for seed in (1, 2, 3)])
         est[n], _ = _compare(smp[:, :2], ref["gbar"], REF_ERR["gbar"], f"gbar at n = {n}")
         _compare(smp[:, 2:4], ref["lambda"], REF_ERR["lambda"], f"lambda at n = {n}")
         _compare(smp[:, 4:], ref["mean_v"], REF_ERR["mean_v"], f"mean v at n = {n}")

@@ -20,10 +20,11 @@ solvers.particle_coupling written out per neuron j (r atoms U_i(theta_j) of the 
 
 Each chunk writes its sums into its own row of a partial array; the caller adds the rows in a fixed
 order, so the result does not depend on the number of threads.  The Brownian increments of neuron j,
-component k at step s of population p are the normal pair number (j q + k) // 2 of the counter-based
-generator: Philox4x32-10 (Salmon et al., SC'11) with counter (pair, p, s mod 2^32, s div 2^32) and a
-64-bit key from the run's seed; two 53-bit uniforms of its 128 output bits are mapped to normals by
-the inverse normal CDF (Wichura's AS241, relative accuracy 1e-16).  The noise therefore depends on
+component k at step s of population p are the normal number j q + k of a counter-based generator:
+Philox4x32-10 (Salmon et al., SC'11) with counter (j q + k, p + 2^16 a, s mod 2^32, s div 2^32), a
+the attempt, and a 64-bit key from the run's seed; its 128 output bits feed the ziggurat method
+(Marsaglia & Tsang 2000, 256 layers: one Philox call per normal 99.3 % of the time, a second for the
+wedge and tail tests; the same tables as numpy's).  The noise therefore depends on
 (seed, step, population, neuron) only: not on the chunking, nor on the threads.
 
 Expressions are the ones of the NumPy module (same SymPy outputs, same safe rewrites), printed for
@@ -40,11 +41,13 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from .printer import _normal_cdf_form, safe_form
 
-#: Neurons per chunk (even: a Philox call gives the normals of two consecutive slots j q + k).
+#: Neurons per chunk: the unit of parallel work and of the partial sums (fixed: the sums do not depend
+#: on the number of threads).
 CHUNK = 4096
 
 RUNTIME = '''
 CHUNK = {chunk}
+BLOCK = 256
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -54,6 +57,11 @@ _MASK = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 _S21 = np.uint64(21)
 _S11 = np.uint64(11)
+_S16 = np.uint64(16)
+_S8 = np.uint64(8)
+_ONE = np.uint64(1)
+_FF = np.uint64(0xFF)
+_MASK52 = np.uint64(0x000FFFFFFFFFFFFF)
 _TWO_M53 = 1.0 / 9007199254740992.0
 _SQRT1_2 = 0.7071067811865476
 _LOG2 = 0.6931471805599453
@@ -71,55 +79,117 @@ def _philox(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-@numba.njit(cache=True)
-def _ndtri(p):
-    """Standard normal quantile, 0 < p < 1 (Wichura, AS241, PPND16)."""
-    q = p - 0.5
-    if abs(q) <= 0.425:
-        r = 0.180625 - q * q
-        num = (((((((2.5090809287301226727e+3 * r + 3.3430575583588128105e+4) * r
-                    + 6.7265770927008700853e+4) * r + 4.5921953931549871457e+4) * r
-                  + 1.3731693765509461125e+4) * r + 1.9715909503065514427e+3) * r
-                + 1.3314166789178437745e+2) * r + 3.3871328727963666080e+0) * q
-        den = (((((((5.2264952788528545610e+3 * r + 2.8729085735721942674e+4) * r
-                    + 3.9307895800092710610e+4) * r + 2.1213794301586595867e+4) * r
-                  + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r
-                + 4.2313330701600911252e+1) * r + 1.0)
-        return num / den
-    r = p if q <= 0.0 else 1.0 - p
-    r = math.sqrt(-math.log(r))
-    if r <= 5.0:
-        r = r - 1.6
-        num = (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
-                    + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
-                  + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
-                + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0)
-        den = (((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
-                    + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
-                  + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
-                + 2.05319162663775882187e+0) * r + 1.0)
-    else:
-        r = r - 5.0
-        num = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
-                    + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
-                  + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
-                + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0)
-        den = (((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
-                    + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
-                  + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
-                + 5.99832206555887937690e-1) * r + 1.0)
-    x = num / den
-    return -x if q < 0.0 else x
+def _ziggurat_tables():
+    """Marsaglia & Tsang's 256-layer ziggurat of exp(-x^2/2) (tail start R, layer area
+    V = R exp(-R^2/2) + integral_R^inf exp(-x^2/2) dx) with 52-bit integers: (KI, WI, FI), numpy's
+    tables up to the last bits."""
+    dn = tn = _ZIG_R
+    m1 = 2.0 ** 52
+    ki = np.zeros(256, np.uint64)
+    wi = np.zeros(256)
+    fi = np.zeros(256)
+    q = _ZIG_V / math.exp(-0.5 * dn * dn)
+    ki[0] = np.uint64((dn / q) * m1)
+    wi[0] = q / m1
+    wi[255] = dn / m1
+    fi[0] = 1.0
+    fi[255] = math.exp(-0.5 * dn * dn)
+    for i in range(254, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(_ZIG_V / dn + math.exp(-0.5 * dn * dn)))
+        ki[i + 1] = np.uint64((dn / tn) * m1)
+        tn = dn
+        fi[i] = math.exp(-0.5 * dn * dn)
+        wi[i] = dn / m1
+    return ki, wi, fi
+
+
+_ZIG_R = 3.6541528853610088
+_ZIG_V = _ZIG_R * math.exp(-0.5 * _ZIG_R * _ZIG_R) + math.sqrt(0.5 * math.pi) * math.erfc(_ZIG_R * _SQRT1_2)
+_KI, _WI, _FI = _ziggurat_tables()
 
 
 @numba.njit(cache=True)
-def _normal_pair(k0, k1, pop, step, pair):
-    """The normals number 2 pair and 2 pair + 1 of (population pop, step) under the key (k0, k1)."""
+def _uniform(c, d):
+    """A uniform number in (0, 1) from 53 of the 64 bits (c, d) (uint64 holding 32 bits each)."""
+    return (float((c << _S21) | (d >> _S11)) + 0.5) * _TWO_M53
+
+
+@numba.njit(cache=True)
+def _philox_block(buf, k0, k1, pop, step, slot0, count):
+    """buf[:, i] = Philox4x32-10 at the counters (slot0 + i, pop, step mod 2^32, step div 2^32), i < count:
+    the first attempt of ``count`` consecutive normals (independent counters: the loop vectorises,
+    where one call alone is a chain of 10 dependent rounds)."""
     s = np.uint64(step)
-    a, b, c, d = _philox(np.uint64(pair), np.uint64(pop), s & _MASK, s >> _S32, k0, k1)
-    u0 = (float((a << _S21) | (b >> _S11)) + 0.5) * _TWO_M53
-    u1 = (float((c << _S21) | (d >> _S11)) + 0.5) * _TWO_M53
-    return _ndtri(u0), _ndtri(u1)
+    c2 = s & _MASK
+    c3 = s >> _S32
+    p = np.uint64(pop)
+    for i in range(count):
+        a, b, c, d = _philox(np.uint64(slot0 + i), p, c2, c3, k0, k1)
+        buf[0, i] = a
+        buf[1, i] = b
+        buf[2, i] = c
+        buf[3, i] = d
+
+
+@numba.njit(cache=True)
+def _normal_from(a, b, c, d, k0, k1, pop, step, slot):
+    """The standard normal number ``slot`` of (population pop, step) under the key (k0, k1), given the
+    output (a, b, c, d) of its first Philox call: the ziggurat's rectangle test here (99.3 %; small
+    enough to be inlined), everything else in _ziggurat."""
+    r = (a << _S32) | b
+    idx = r & _FF
+    r >>= _S8
+    rabs = (r >> _ONE) & _MASK52
+    x = float(rabs) * _WI[idx]
+    if r & _ONE:
+        x = -x
+    if rabs < _KI[idx]:
+        return x
+    return _ziggurat(a, b, c, d, k0, k1, pop, step, slot)
+
+
+@numba.njit(cache=True)
+def _ziggurat(a, b, c, d, k0, k1, pop, step, slot):
+    """The ziggurat method (Marsaglia & Tsang 2000) on Philox4x32-10 at the counters (slot,
+    pop + 2^16 att, step mod 2^32, step div 2^32), att = 0, 1, ...; (a, b, c, d) the output of att = 0."""
+    s = np.uint64(step)
+    c0 = np.uint64(slot)
+    c2 = s & _MASK
+    c3 = s >> _S32
+    p = np.uint64(pop)
+    att = _ONE
+    while True:
+        r = (a << _S32) | b
+        idx = r & _FF
+        r >>= _S8
+        rabs = (r >> _ONE) & _MASK52
+        x = float(rabs) * _WI[idx]
+        if r & _ONE:
+            x = -x
+        if rabs < _KI[idx]:
+            return x
+        if idx == 0:                                      # the tail beyond R
+            u = _uniform(c, d)
+            while True:
+                a2, b2, c2_, d2 = _philox(c0, p | (att << _S16), c2, c3, k0, k1)
+                att += _ONE
+                xx = -math.log(u) / _ZIG_R
+                yy = -math.log(_uniform(a2, b2))
+                if yy + yy > xx * xx:
+                    return -(_ZIG_R + xx) if (rabs >> _S8) & _ONE else _ZIG_R + xx
+                u = _uniform(c2_, d2)
+        elif (_FI[idx - 1] - _FI[idx]) * _uniform(c, d) + _FI[idx] < math.exp(-0.5 * x * x):
+            return x
+        a, b, c, d = _philox(c0, p | (att << _S16), c2, c3, k0, k1)
+        att += _ONE
+
+
+@numba.njit(cache=True)
+def _normal(k0, k1, pop, step, slot):
+    """The standard normal number ``slot`` of (population pop, step) (as the kernels draw it)."""
+    s = np.uint64(step)
+    a, b, c, d = _philox(np.uint64(slot), np.uint64(pop), s & _MASK, s >> _S32, k0, k1)
+    return _normal_from(a, b, c, d, k0, k1, pop, step, slot)
 
 
 @numba.njit(cache=True)
@@ -218,7 +288,7 @@ def _block(model, named):
     return lines, used
 
 
-def _kernels(model, pd, pop, pos, params):
+def _kernels(model, pd, pop, pos, params, nr):
     """(explicit body, finish body, uses t in the inputs) of one population."""
     x = [s.name for s in model.state]
     m, e = len(x), model.input_component
@@ -253,10 +323,10 @@ def _kernels(model, pd, pop, pos, params):
     # ---- explicit -----------------------------------------------------------------------
     noise = ["if _draw:"]
     for k in range(q):
-        noise += [f"    _slot = _j * {q} + {k}" if q > 1 else "    _slot = _j",
-                  "    if (_slot & 1) == 0:",
-                  "        _z0, _z1 = _normal_pair(_k0, _k1, _pop, _step, _slot >> 1)",
-                  f"    _dW{k} = (_z0 if (_slot & 1) == 0 else _z1) * _sdt"]
+        i0, slot = (f"(_j - _b0) * {q} + {k}", f"_j * {q} + {k}") if q > 1 else ("_j - _b0", "_j")
+        noise += [f"    _i0 = {i0}",
+                  f"    _dW{k} = _normal_from(_buf[0, _i0], _buf[1, _i0], _buf[2, _i0], _buf[3, _i0], _k0, _k1,",
+                  f"                          _pop, _step, {slot}) * _sdt"]
     noise += ["else:"] + [f"    _dW{k} = _dW[{k}, _j]" for k in range(q)]
     inc = []
     for i in range(m):
@@ -267,42 +337,66 @@ def _kernels(model, pd, pop, pos, params):
         for i, j, k in mil:
             inc += [f"    _p = _dW{j} * _dW{k}"] + (["    _p -= _dt"] if j == k else []) + \
                    [f"    _p *= _M{i}_{j}_{k}", "    _p *= 0.5", f"    _d{i} += _p"]
-    inc += ["_F = 0.0", "for _i in range(_nr):", "    _F += _w[_i] * _U[_i, _j]", "_F += _wshift", "_F *= _sq"]
+    R = range(nr)
+    inc += ["_F = 0.0"] + [f"_F += _w{i} * _U[{i}, _j]" for i in R] + ["_F += _wshift", "_F *= _sq"]
     inc += ["_F += _u", "_F += _sq * _h"] if dynamic_in else ["_F += _cin[_j * _cstride]"]
     inc += [f"_F += _f{e}", "_F *= _dt", f"_d{e} += _F"]
     inc += [f"_d{i} += _dt * _f{i}" for i in range(m) if i != e]
     inc += [f"_x[{i}, _j] = {x[i]} + _d{i}" for i in range(m)]
-    inc += ["if _collect:", f"    _v = _d{e} * _GP[_j]", "    _acc[_nr] += _v",
-            "    for _i in range(_nr):", "        _acc[_i] += _U[_i, _j] * _v"]
+    inc += ["if _collect:", f"    _v = _d{e} * _GP[_j]", "    _av += _v"] + [f"    _a{i} += _U[{i}, _j] * _v" for i in R]
     inner_a = load_state() + noise + lines_a + inc
     body_a = unpack(used_a) + [
-        "_n = _x.shape[1]", "_nr = _U.shape[0]", "_nch = (_n + CHUNK - 1) // CHUNK",
+        "_n = _x.shape[1]", "_nch = (_n + CHUNK - 1) // CHUNK"] + [f"_w{i} = _w[{i}]" for i in R] + [
         "for _ch in prange(_nch):",
-        "    _lo = _ch * CHUNK", "    _hi = min(_lo + CHUNK, _n)", "    _acc = np.zeros(_nr + 1)",
-        "    _z0 = 0.0", "    _z1 = 0.0",
-        "    for _j in range(_lo, _hi):"] + ["        " + ln for ln in inner_a] + [
-        "    for _i in range(_nr + 1):", "        _part[_ch, _i] = _acc[_i]"]
+        "    _lo = _ch * CHUNK", "    _hi = min(_lo + CHUNK, _n)", "    _av = 0.0"] + [f"    _a{i} = 0.0" for i in R] + [
+        f"    _buf = np.empty((4, BLOCK * {q}), np.uint64)",
+        "    for _b0 in range(_lo, _hi, BLOCK):",
+        "        _b1 = min(_b0 + BLOCK, _hi)",
+        "        if _draw:",
+        f"            _philox_block(_buf, _k0, _k1, _pop, _step, _b0 * {q}, (_b1 - _b0) * {q})",
+        "        for _j in range(_b0, _b1):"] + ["            " + ln for ln in inner_a] + [
+        f"    _part[_ch, {i}] = _a{i}" for i in R] + [f"    _part[_ch, {nr}] = _av"]
 
     # ---- finish ---------------------------------------------------------------------------
-    corr = ["if _correct:", "    _corr = 0.0", "    for _i in range(_nr):",
-            "        _corr += _w[_i] * _U[_i, _j]", "    _corr += _wshift", f"    _x[{e}, _j] += _dts * _corr"]
-    acc = ["if _store_g:", "    _G[_j] = _g", "_am[_nr] += _g", "for _i in range(_nr):",
-           "    _am[_i] += _U[_i, _j] * _g",
-           "if _slopes:", "    _GP[_j] = _gp", "    _as[0] += _gp", "    for _i in range(_nr):",
-           "        _ui = _U[_i, _j] * _gp", "        _as[1 + _i] += _ui", "        for _i2 in range(_nr):",
-           "            _as[1 + _nr + _i * _nr + _i2] += _ui * _U[_i2, _j]",
-           "_xs += " + " + ".join(x)]
+    corr = ["if _correct:", "    _corr = 0.0"] + [f"    _corr += _w{i} * _U[{i}, _j]" for i in R] + [
+        "    _corr += _wshift", f"    _x[{e}, _j] += _dts * _corr"]
+    pairs = [(i, i2) for i in R for i2 in R if i2 >= i]
+    acc = ["if _store_g:", "    _G[_j] = _g", "_mg += _g"] + [f"_m{i} += _U[{i}, _j] * _g" for i in R]
+    acc += ["if _slopes:", "    _GP[_j] = _gp", "    _sg += _gp"]
+    for i in R:
+        acc += [f"    _u{i} = _U[{i}, _j] * _gp", f"    _s{i} += _u{i}"]
+    acc += [f"    _s{i}_{i2} += _u{i} * _U[{i2}, _j]" for i, i2 in pairs]
+    acc += ["_xs += " + " + ".join(x)]
+    zero = ["_mg", "_sg", "_xs"] + [f"_m{i}" for i in R] + [f"_s{i}" for i in R] + [f"_s{i}_{i2}" for i, i2 in pairs]
     inner_b = corr + load_state() + lines_b + acc
     body_b = unpack(used_b) + [
-        "_n = _x.shape[1]", "_nr = _U.shape[0]", "_nch = (_n + CHUNK - 1) // CHUNK",
+        "_n = _x.shape[1]", "_nch = (_n + CHUNK - 1) // CHUNK"] + [f"_w{i} = _w[{i}]" for i in R] + [
         "for _ch in prange(_nch):",
-        "    _lo = _ch * CHUNK", "    _hi = min(_lo + CHUNK, _n)", "    _am = np.zeros(_nr + 1)",
-        "    _as = np.zeros(1 + _nr + _nr * _nr)", "    _xs = 0.0",
-        "    for _j in range(_lo, _hi):"] + ["        " + ln for ln in inner_b] + [
-        "    for _i in range(_nr + 1):", "        _mpart[_ch, _i] = _am[_i]",
-        "    for _i in range(1 + _nr + _nr * _nr):", "        _spart[_ch, _i] = _as[_i]",
-        "    _xpart[_ch] = _xs"]
+        "    _lo = _ch * CHUNK", "    _hi = min(_lo + CHUNK, _n)"] + [f"    {z} = 0.0" for z in zero] + [
+        "    for _j in range(_lo, _hi):"] + ["        " + ln for ln in inner_b]
+    body_b += [f"    _mpart[_ch, {i}] = _m{i}" for i in R] + [f"    _mpart[_ch, {nr}] = _mg", "    _spart[_ch, 0] = _sg"]
+    body_b += [f"    _spart[_ch, {1 + i}] = _s{i}" for i in R]
+    for i, i2 in pairs:
+        body_b += [f"    _spart[_ch, {1 + nr + i * nr + i2}] = _s{i}_{i2}"]
+        if i2 != i:
+            body_b += [f"    _spart[_ch, {1 + nr + i2 * nr + i}] = _s{i}_{i2}"]
+    body_b += ["    _xpart[_ch] = _xs"]
     return body_a, body_b, not dynamic_in
+
+
+def atom_rows(model, ks) -> int:
+    """NR: the number of distinct non-constant functions among psi_k(theta) and chi_l(theta) (chi with
+    phi -> theta), the rows of solvers.coupling._Atoms.U at generic positions; at any positions the
+    numerical atoms are at most as many (equal functions stay equal, constants stay constant), and the
+    run pads U with zero rows up to NR."""
+    sub = dict(zip(model.space.phi, model.space.theta))
+    theta = set(model.space.theta)
+    atoms = []
+    for f in list(ks.psi) + [sp.sympify(c).xreplace(sub) for c in ks.chi]:
+        f = sp.sympify(f)
+        if f.free_symbols & theta and not any(sp.simplify(f - g) == 0 for g in atoms):
+            atoms.append(f)
+    return len(atoms)
 
 
 def numba_source(model, derivation) -> tuple[str | None, str]:
@@ -315,9 +409,10 @@ def numba_source(model, derivation) -> tuple[str | None, str]:
     params = [s.name for s in model.parameters]
     pos_args = "".join(f"_pos{i}, " for i in range(len(pos)))
     kernels, names, static = [], {}, {}
+    nr = atom_rows(model, d.kernels)
     try:
         for pop in model.populations:
-            body_a, body_b, st = _kernels(model, d.populations[pop.name], pop, pos, params)
+            body_a, body_b, st = _kernels(model, d.populations[pop.name], pop, pos, params, nr)
             static[pop.name] = st
             key = ("\n".join(body_a), "\n".join(body_b))
             if key not in kernels:
@@ -334,6 +429,7 @@ def numba_source(model, derivation) -> tuple[str | None, str]:
            f"PARAMETERS = {tuple(params)!r}",
            f"KERNELS = {names!r}",
            f"STATIC_INPUT = {static!r}",
+           f"NR = {nr!r}",
            f"INPUT_COMPONENT = {model.input_component!r}",
            textwrap.dedent(RUNTIME).replace("{chunk}", str(CHUNK)).rstrip("\n")]
     deco = '@numba.njit(parallel=True, cache=True, error_model="numpy")'

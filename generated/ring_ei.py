@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash b8c93036c3db7bfb44c27ac31fa6eaa194365e7404cfd50c5fec7c19fb228a69
+# balkin generator version 1, hash 598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'b8c93036c3db7bfb44c27ac31fa6eaa194365e7404cfd50c5fec7c19fb228a69'
+GENERATOR_HASH = '598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)
@@ -1251,9 +1251,11 @@ from numba import prange
 PARAMETERS = ('J_EE', 'J_EI', 'J_IE', 'J_II', 'eps_E', 'eps_I', 'H_E', 'H_I', 'delta', 's')
 KERNELS = {'E': ('explicit_0', 'finish_0'), 'I': ('explicit_0', 'finish_0')}
 STATIC_INPUT = {'E': True, 'I': True}
+NR = 2
 INPUT_COMPONENT = 0
 
 CHUNK = 4096
+BLOCK = 256
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -1263,6 +1265,11 @@ _MASK = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 _S21 = np.uint64(21)
 _S11 = np.uint64(11)
+_S16 = np.uint64(16)
+_S8 = np.uint64(8)
+_ONE = np.uint64(1)
+_FF = np.uint64(0xFF)
+_MASK52 = np.uint64(0x000FFFFFFFFFFFFF)
 _TWO_M53 = 1.0 / 9007199254740992.0
 _SQRT1_2 = 0.7071067811865476
 _LOG2 = 0.6931471805599453
@@ -1280,55 +1287,117 @@ def _philox(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-@numba.njit(cache=True)
-def _ndtri(p):
-    """Standard normal quantile, 0 < p < 1 (Wichura, AS241, PPND16)."""
-    q = p - 0.5
-    if abs(q) <= 0.425:
-        r = 0.180625 - q * q
-        num = (((((((2.5090809287301226727e+3 * r + 3.3430575583588128105e+4) * r
-                    + 6.7265770927008700853e+4) * r + 4.5921953931549871457e+4) * r
-                  + 1.3731693765509461125e+4) * r + 1.9715909503065514427e+3) * r
-                + 1.3314166789178437745e+2) * r + 3.3871328727963666080e+0) * q
-        den = (((((((5.2264952788528545610e+3 * r + 2.8729085735721942674e+4) * r
-                    + 3.9307895800092710610e+4) * r + 2.1213794301586595867e+4) * r
-                  + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r
-                + 4.2313330701600911252e+1) * r + 1.0)
-        return num / den
-    r = p if q <= 0.0 else 1.0 - p
-    r = math.sqrt(-math.log(r))
-    if r <= 5.0:
-        r = r - 1.6
-        num = (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
-                    + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
-                  + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
-                + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0)
-        den = (((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
-                    + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
-                  + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
-                + 2.05319162663775882187e+0) * r + 1.0)
-    else:
-        r = r - 5.0
-        num = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
-                    + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
-                  + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
-                + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0)
-        den = (((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
-                    + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
-                  + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
-                + 5.99832206555887937690e-1) * r + 1.0)
-    x = num / den
-    return -x if q < 0.0 else x
+def _ziggurat_tables():
+    """Marsaglia & Tsang's 256-layer ziggurat of exp(-x^2/2) (tail start R, layer area
+    V = R exp(-R^2/2) + integral_R^inf exp(-x^2/2) dx) with 52-bit integers: (KI, WI, FI), numpy's
+    tables up to the last bits."""
+    dn = tn = _ZIG_R
+    m1 = 2.0 ** 52
+    ki = np.zeros(256, np.uint64)
+    wi = np.zeros(256)
+    fi = np.zeros(256)
+    q = _ZIG_V / math.exp(-0.5 * dn * dn)
+    ki[0] = np.uint64((dn / q) * m1)
+    wi[0] = q / m1
+    wi[255] = dn / m1
+    fi[0] = 1.0
+    fi[255] = math.exp(-0.5 * dn * dn)
+    for i in range(254, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(_ZIG_V / dn + math.exp(-0.5 * dn * dn)))
+        ki[i + 1] = np.uint64((dn / tn) * m1)
+        tn = dn
+        fi[i] = math.exp(-0.5 * dn * dn)
+        wi[i] = dn / m1
+    return ki, wi, fi
+
+
+_ZIG_R = 3.6541528853610088
+_ZIG_V = _ZIG_R * math.exp(-0.5 * _ZIG_R * _ZIG_R) + math.sqrt(0.5 * math.pi) * math.erfc(_ZIG_R * _SQRT1_2)
+_KI, _WI, _FI = _ziggurat_tables()
 
 
 @numba.njit(cache=True)
-def _normal_pair(k0, k1, pop, step, pair):
-    """The normals number 2 pair and 2 pair + 1 of (population pop, step) under the key (k0, k1)."""
+def _uniform(c, d):
+    """A uniform number in (0, 1) from 53 of the 64 bits (c, d) (uint64 holding 32 bits each)."""
+    return (float((c << _S21) | (d >> _S11)) + 0.5) * _TWO_M53
+
+
+@numba.njit(cache=True)
+def _philox_block(buf, k0, k1, pop, step, slot0, count):
+    """buf[:, i] = Philox4x32-10 at the counters (slot0 + i, pop, step mod 2^32, step div 2^32), i < count:
+    the first attempt of ``count`` consecutive normals (independent counters: the loop vectorises,
+    where one call alone is a chain of 10 dependent rounds)."""
     s = np.uint64(step)
-    a, b, c, d = _philox(np.uint64(pair), np.uint64(pop), s & _MASK, s >> _S32, k0, k1)
-    u0 = (float((a << _S21) | (b >> _S11)) + 0.5) * _TWO_M53
-    u1 = (float((c << _S21) | (d >> _S11)) + 0.5) * _TWO_M53
-    return _ndtri(u0), _ndtri(u1)
+    c2 = s & _MASK
+    c3 = s >> _S32
+    p = np.uint64(pop)
+    for i in range(count):
+        a, b, c, d = _philox(np.uint64(slot0 + i), p, c2, c3, k0, k1)
+        buf[0, i] = a
+        buf[1, i] = b
+        buf[2, i] = c
+        buf[3, i] = d
+
+
+@numba.njit(cache=True)
+def _normal_from(a, b, c, d, k0, k1, pop, step, slot):
+    """The standard normal number ``slot`` of (population pop, step) under the key (k0, k1), given the
+    output (a, b, c, d) of its first Philox call: the ziggurat's rectangle test here (99.3 %; small
+    enough to be inlined), everything else in _ziggurat."""
+    r = (a << _S32) | b
+    idx = r & _FF
+    r >>= _S8
+    rabs = (r >> _ONE) & _MASK52
+    x = float(rabs) * _WI[idx]
+    if r & _ONE:
+        x = -x
+    if rabs < _KI[idx]:
+        return x
+    return _ziggurat(a, b, c, d, k0, k1, pop, step, slot)
+
+
+@numba.njit(cache=True)
+def _ziggurat(a, b, c, d, k0, k1, pop, step, slot):
+    """The ziggurat method (Marsaglia & Tsang 2000) on Philox4x32-10 at the counters (slot,
+    pop + 2^16 att, step mod 2^32, step div 2^32), att = 0, 1, ...; (a, b, c, d) the output of att = 0."""
+    s = np.uint64(step)
+    c0 = np.uint64(slot)
+    c2 = s & _MASK
+    c3 = s >> _S32
+    p = np.uint64(pop)
+    att = _ONE
+    while True:
+        r = (a << _S32) | b
+        idx = r & _FF
+        r >>= _S8
+        rabs = (r >> _ONE) & _MASK52
+        x = float(rabs) * _WI[idx]
+        if r & _ONE:
+            x = -x
+        if rabs < _KI[idx]:
+            return x
+        if idx == 0:                                      # the tail beyond R
+            u = _uniform(c, d)
+            while True:
+                a2, b2, c2_, d2 = _philox(c0, p | (att << _S16), c2, c3, k0, k1)
+                att += _ONE
+                xx = -math.log(u) / _ZIG_R
+                yy = -math.log(_uniform(a2, b2))
+                if yy + yy > xx * xx:
+                    return -(_ZIG_R + xx) if (rabs >> _S8) & _ONE else _ZIG_R + xx
+                u = _uniform(c2_, d2)
+        elif (_FI[idx - 1] - _FI[idx]) * _uniform(c, d) + _FI[idx] < math.exp(-0.5 * x * x):
+            return x
+        a, b, c, d = _philox(c0, p | (att << _S16), c2, c3, k0, k1)
+        att += _ONE
+
+
+@numba.njit(cache=True)
+def _normal(k0, k1, pop, step, slot):
+    """The standard normal number ``slot`` of (population pop, step) (as the kernels draw it)."""
+    s = np.uint64(step)
+    a, b, c, d = _philox(np.uint64(slot), np.uint64(pop), s & _MASK, s >> _S32, k0, k1)
+    return _normal_from(a, b, c, d, k0, k1, pop, step, slot)
 
 
 @numba.njit(cache=True)
@@ -1370,44 +1439,50 @@ def explicit_0(_x, _pos0, _U, _w, _wshift, _cin, _cstride, t, _dt, _sdt, _sq, _d
     """Explicit increment in place (x += dx) and the moments of U_i g' dx_e per chunk."""
     s = _prm[9]
     _n = _x.shape[1]
-    _nr = _U.shape[0]
     _nch = (_n + CHUNK - 1) // CHUNK
+    _w0 = _w[0]
+    _w1 = _w[1]
     for _ch in prange(_nch):
         _lo = _ch * CHUNK
         _hi = min(_lo + CHUNK, _n)
-        _acc = np.zeros(_nr + 1)
-        _z0 = 0.0
-        _z1 = 0.0
-        for _j in range(_lo, _hi):
-            x = _x[0, _j]
-            theta = _pos0[_j]
+        _av = 0.0
+        _a0 = 0.0
+        _a1 = 0.0
+        _buf = np.empty((4, BLOCK * 1), np.uint64)
+        for _b0 in range(_lo, _hi, BLOCK):
+            _b1 = min(_b0 + BLOCK, _hi)
             if _draw:
-                _slot = _j
-                if (_slot & 1) == 0:
-                    _z0, _z1 = _normal_pair(_k0, _k1, _pop, _step, _slot >> 1)
-                _dW0 = (_z0 if (_slot & 1) == 0 else _z1) * _sdt
-            else:
-                _dW0 = _dW[0, _j]
-            _f0 = -x
-            _s0_0 = s
-            _d0 = _s0_0 * _dW0
-            _F = 0.0
-            for _i in range(_nr):
-                _F += _w[_i] * _U[_i, _j]
-            _F += _wshift
-            _F *= _sq
-            _F += _cin[_j * _cstride]
-            _F += _f0
-            _F *= _dt
-            _d0 += _F
-            _x[0, _j] = x + _d0
-            if _collect:
-                _v = _d0 * _GP[_j]
-                _acc[_nr] += _v
-                for _i in range(_nr):
-                    _acc[_i] += _U[_i, _j] * _v
-        for _i in range(_nr + 1):
-            _part[_ch, _i] = _acc[_i]
+                _philox_block(_buf, _k0, _k1, _pop, _step, _b0 * 1, (_b1 - _b0) * 1)
+            for _j in range(_b0, _b1):
+                x = _x[0, _j]
+                theta = _pos0[_j]
+                if _draw:
+                    _i0 = _j - _b0
+                    _dW0 = _normal_from(_buf[0, _i0], _buf[1, _i0], _buf[2, _i0], _buf[3, _i0], _k0, _k1,
+                                          _pop, _step, _j) * _sdt
+                else:
+                    _dW0 = _dW[0, _j]
+                _f0 = -x
+                _s0_0 = s
+                _d0 = _s0_0 * _dW0
+                _F = 0.0
+                _F += _w0 * _U[0, _j]
+                _F += _w1 * _U[1, _j]
+                _F += _wshift
+                _F *= _sq
+                _F += _cin[_j * _cstride]
+                _F += _f0
+                _F *= _dt
+                _d0 += _F
+                _x[0, _j] = x + _d0
+                if _collect:
+                    _v = _d0 * _GP[_j]
+                    _av += _v
+                    _a0 += _U[0, _j] * _v
+                    _a1 += _U[1, _j] * _v
+        _part[_ch, 0] = _a0
+        _part[_ch, 1] = _a1
+        _part[_ch, 2] = _av
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -1415,19 +1490,27 @@ def finish_0(_x, _pos0, _U, _w, _wshift, _dts, _correct, t, _G, _store_g, _GP, _
         _prm, _mpart, _spart, _xpart):
     """Exponential correction, then gains, slopes and their moments per chunk."""
     _n = _x.shape[1]
-    _nr = _U.shape[0]
     _nch = (_n + CHUNK - 1) // CHUNK
+    _w0 = _w[0]
+    _w1 = _w[1]
     for _ch in prange(_nch):
         _lo = _ch * CHUNK
         _hi = min(_lo + CHUNK, _n)
-        _am = np.zeros(_nr + 1)
-        _as = np.zeros(1 + _nr + _nr * _nr)
+        _mg = 0.0
+        _sg = 0.0
         _xs = 0.0
+        _m0 = 0.0
+        _m1 = 0.0
+        _s0 = 0.0
+        _s1 = 0.0
+        _s0_0 = 0.0
+        _s0_1 = 0.0
+        _s1_1 = 0.0
         for _j in range(_lo, _hi):
             if _correct:
                 _corr = 0.0
-                for _i in range(_nr):
-                    _corr += _w[_i] * _U[_i, _j]
+                _corr += _w0 * _U[0, _j]
+                _corr += _w1 * _U[1, _j]
                 _corr += _wshift
                 _x[0, _j] += _dts * _corr
             x = _x[0, _j]
@@ -1436,21 +1519,29 @@ def finish_0(_x, _pos0, _U, _w, _wshift, _dts, _correct, t, _G, _store_g, _GP, _
             _gp = (1/2)*math.sqrt(2)*math.exp(-1/2*x**2)/math.sqrt(math.pi)
             if _store_g:
                 _G[_j] = _g
-            _am[_nr] += _g
-            for _i in range(_nr):
-                _am[_i] += _U[_i, _j] * _g
+            _mg += _g
+            _m0 += _U[0, _j] * _g
+            _m1 += _U[1, _j] * _g
             if _slopes:
                 _GP[_j] = _gp
-                _as[0] += _gp
-                for _i in range(_nr):
-                    _ui = _U[_i, _j] * _gp
-                    _as[1 + _i] += _ui
-                    for _i2 in range(_nr):
-                        _as[1 + _nr + _i * _nr + _i2] += _ui * _U[_i2, _j]
+                _sg += _gp
+                _u0 = _U[0, _j] * _gp
+                _s0 += _u0
+                _u1 = _U[1, _j] * _gp
+                _s1 += _u1
+                _s0_0 += _u0 * _U[0, _j]
+                _s0_1 += _u0 * _U[1, _j]
+                _s1_1 += _u1 * _U[1, _j]
             _xs += x
-        for _i in range(_nr + 1):
-            _mpart[_ch, _i] = _am[_i]
-        for _i in range(1 + _nr + _nr * _nr):
-            _spart[_ch, _i] = _as[_i]
+        _mpart[_ch, 0] = _m0
+        _mpart[_ch, 1] = _m1
+        _mpart[_ch, 2] = _mg
+        _spart[_ch, 0] = _sg
+        _spart[_ch, 1] = _s0
+        _spart[_ch, 2] = _s1
+        _spart[_ch, 3] = _s0_0
+        _spart[_ch, 4] = _s0_1
+        _spart[_ch, 5] = _s0_1
+        _spart[_ch, 6] = _s1_1
         _xpart[_ch] = _xs
 '''

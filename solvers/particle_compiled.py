@@ -89,7 +89,7 @@ class CompiledStep:
                 self.cin.append(np.ascontiguousarray(ci, float))
                 self.cstride.append(1)
             n_a = setup.sizes[ia]
-            nr = self.atoms[ia].U.shape[0]
+            nr = kern.NR
             nch = -(-n_a // kern.CHUNK)
             self.G.append(np.empty(n_a))
             self.GP.append(np.zeros(n_a))
@@ -101,6 +101,14 @@ class CompiledStep:
             if n_a * setup.q[ia] >= 2 ** 33:
                 raise ValueError(f"population {pop!r}: {n_a} neurons exceed the compiled step's counter range")
         self.pos = [tuple(np.ascontiguousarray(p, float) for p in ps) for ps in setup.pos]
+        # the atom rows, padded with zero rows up to the kernels' NR (fewer distinct atoms at these positions)
+        self.U = []
+        for ia, at in enumerate(self.atoms):
+            if at.U.shape[0] > kern.NR:
+                raise RuntimeError(f"model {cm.name!r}: {at.U.shape[0]} coupling atoms at the positions of "
+                                   f"{cm.populations[ia]!r}, more than the compiled step's NR = {kern.NR}")
+            pad = np.zeros((kern.NR - at.U.shape[0], setup.sizes[ia]))
+            self.U.append(at.U if not len(pad) else np.ascontiguousarray(np.vstack([at.U, pad])))
         self.mu = np.zeros(self.P * self.L)
         self.S = np.zeros((self.P * self.L, self.P * self.K))
 
@@ -110,20 +118,22 @@ class CompiledStep:
         at = self.atoms[a]
         coef = self.coup._psi_sel[a] @ c_a
         shift = float(coef @ at.const) if at.any_const else 0.0
-        return np.ascontiguousarray(coef[at.nc_idx], float), shift
+        w = np.zeros(self.kern.NR)
+        w[:len(at.nc_idx)] = coef[at.nc_idx]
+        return w, shift
 
     def _moments(self, a: int, sums):
-        """mean_j atom_i v_j from (sum_j U_i v_j (nr,), sum_j v_j) (as _Atoms.moments)."""
+        """mean_j atom_i v_j from (sum_j U_i v_j (NR,), sum_j v_j) (as _Atoms.moments)."""
         at = self.atoms[a]
         out = at.const_over_n * float(sums[-1]) if at.any_const else np.empty(at.r)
         if at.has_rows:
-            out[at.nc_idx] = sums[:-1] / at.n
+            out[at.nc_idx] = sums[:len(at.nc_idx)] / at.n
         return out
 
     def _moments2(self, a: int, sums):
         """mean_j atom_i atom_i' v_j from (sum v, sum U_i v, sum U_i U_i' v) (as _Atoms.moments2)."""
         at = self.atoms[a]
-        nr = at.U.shape[0]
+        nr, NR = at.U.shape[0], self.kern.NR
         mean_v = float(sums[0]) / at.n
         out = at._cc * mean_v
         if at.has_rows:
@@ -131,7 +141,7 @@ class CompiledStep:
             m1[at.nc_idx] = sums[1:1 + nr] / at.n
             out[:, at.nc_idx] = np.outer(at.const, m1[at.nc_idx])
             out[at.nc_idx, :] = np.outer(m1[at.nc_idx], at.const)
-            out[at._ix_nn] = sums[1 + nr:].reshape(nr, nr) / at.n
+            out[at._ix_nn] = sums[1 + NR:].reshape(NR, NR)[:nr, :nr] / at.n
         return out
 
     # ---- the two passes --------------------------------------------------------------------------
@@ -146,7 +156,7 @@ class CompiledStep:
             draw = self.noise is None
             if not draw:
                 self.noise(step, self.cm.populations[a], dt, self.dW[a])
-            self.explicit[a](X[a], *self.pos[a], self.atoms[a].U, w, shift, self.cin[a], self.cstride[a], t, dt,
+            self.explicit[a](X[a], *self.pos[a], self.U[a], w, shift, self.cin[a], self.cstride[a], t, dt,
                              sdt, self.sq, self.dW[a], draw, self.k0, self.k1, a, step, self.GP[a], collect,
                              self.milstein, self.prm, self.apart[a])
             if collect:
@@ -164,8 +174,8 @@ class CompiledStep:
             if dz is not None:
                 w, shift = self._weights(a, dz[a * K:(a + 1) * K])
             else:
-                w, shift = np.zeros(self.atoms[a].U.shape[0]), 0.0
-            self.finish[a](X[a], *self.pos[a], self.atoms[a].U, w, shift, dts, dz is not None, t, self.G[a],
+                w, shift = np.zeros(self.kern.NR), 0.0
+            self.finish[a](X[a], *self.pos[a], self.U[a], w, shift, dts, dz is not None, t, self.G[a],
                            store_g, self.GP[a], slopes, self.prm, self.mpart[a], self.spart[a], self.xpart[a])
             at = self.atoms[a]
             self.mu[a * L:(a + 1) * L] = self._moments(a, self.mpart[a].sum(axis=0))[at.chi_idx]

@@ -5,7 +5,7 @@
   scale), for every model in models/ and both schemes (ring_ei and ring_nonlinear here, the other
   models under the slow mark).
 * Own random numbers: the compiled step's counter-based normals (Philox4x32-10, known-answer test; the
-  inverse normal CDF against the standard library's) and, over independent seeds, the time-averaged
+  ziggurat's tables and the moments and tails of its normals) and, over independent seeds, the time-averaged
   means and variances of both backends within 4 standard errors of each other.
 * The same seed gives the same bits with 1 and 2 threads.
 * The disk cache: a regenerated source gets its own folder (the old one is removed), a cache folder
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import sys
 import types
 from pathlib import Path
@@ -94,29 +93,43 @@ def test_philox_known_answers():
         assert tuple(int(v) for v in got) == want
 
 
-def test_inverse_normal_cdf():
-    """AS241 in the kernels against the standard library's NormalDist.inv_cdf (same algorithm) and
-    the symmetry ndtri(1 - p) = -ndtri(p), over the whole range including both tail branches."""
+def test_ziggurat_tables():
+    """The ziggurat layers have equal areas V (rectangle x_i (f(x_{i-1}) - f(x_i)) for the layers, and
+    R f(R) + the tail for the base) and reach x = 0 at the top (f = exp(-x^2/2)): exact up to rounding."""
     k = load_step(CompiledModel("ring_ei").module)
-    nd = statistics.NormalDist()
-    for p in np.concatenate([np.linspace(1e-6, 1 - 1e-6, 501), [1e-300, 1e-20, 1e-12, 0.075, 0.925]]):
-        z = k._ndtri(float(p))
-        assert abs(z - nd.inv_cdf(float(p))) <= 1e-14 * max(1.0, abs(z))
-        if 1e-6 <= p < 0.5:          # 1 - p exact to 1e-10 relative in the tail
-            assert k._ndtri(1.0 - float(p)) == pytest.approx(-z, rel=1e-9)
+    x = k._WI * 2.0 ** 52                   # layer right edges x_i (x_255 = R), x_0 the base's width
+    f = k._FI
+    assert x[255] == pytest.approx(k._ZIG_R, rel=1e-15)
+    assert np.allclose(f[1:], np.exp(-0.5 * x[1:] ** 2), rtol=1e-14)
+    areas = x[1:255] * (f[:254] - f[1:255])
+    assert np.allclose(areas, k._ZIG_V, rtol=1e-9)
+    assert abs(x[1] * (1.0 - f[1]) - k._ZIG_V) < 1e-9
 
 
 def test_normals_are_standard():
-    """4 10^5 normals of one step: mean, variance and fourth moment within 4 standard errors of 0, 1
-    and 3; the Kolmogorov-Smirnov statistic below its 0.1 % critical value 1.95 / sqrt(N)."""
+    """10^6 normals of one step: mean, variance, fourth moment and the probabilities of |z| > 2 and of
+    the ziggurat's tail |z| > R within 4 standard errors; the Kolmogorov-Smirnov statistic below its
+    0.1 % critical value 1.95 / sqrt(N)."""
     from scipy.special import ndtr
     k = load_step(CompiledModel("ring_ei").module)
-    N = 400_000
-    z = np.array([k._normal_pair(np.uint64(7), np.uint64(9), 0, 3, i) for i in range(N // 2)]).ravel()
+    normal = k._normal
+
+    @numba.njit
+    def draw(N):
+        out = np.empty(N)
+        for i in range(N):
+            out[i] = normal(np.uint64(7), np.uint64(9), 1, 3, i)
+        return out
+
+    N = 1_000_000
+    z = draw(N)
     se_mean, se_var, se_m4 = 1 / math.sqrt(N), math.sqrt(2 / N), math.sqrt(96 / N)
     assert abs(z.mean()) < 4 * se_mean
     assert abs(z.var() - 1) < 4 * se_var
     assert abs(np.mean(z ** 4) - 3) < 4 * se_m4
+    for c in (2.0, k._ZIG_R):
+        p = 2 * ndtr(-c)
+        assert abs(np.mean(np.abs(z) > c) - p) < 4 * math.sqrt(p * (1 - p) / N)
     zs = np.sort(z)
     cdf = ndtr(zs)
     ks = max(np.max(np.arange(1, N + 1) / N - cdf), np.max(cdf - np.arange(N) / N))

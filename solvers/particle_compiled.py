@@ -249,8 +249,8 @@ def compiled_unavailable(cm, cstep) -> str | None:
     """Why the compiled step cannot run this model with this coupling (None when it can)."""
     from .particle_numba import numba_missing
     if cstep.coup.kind != "lowrank":
-        return (f"the {cstep.coup.kind} coupling (kernel not separable) runs on the NumPy path; the compiled "
-                f"step covers the low-rank coupling")
+        return (f"the {cstep.coup.kind} coupling runs on the NumPy path (the compiled step covers the low-rank "
+                f"coupling of separable kernels)")
     if getattr(cm.module, "NUMBA_SOURCE", None) is None:
         why = getattr(cm.module, "NUMBA_UNSUPPORTED", "") or (
             "its generated module predates the compiled step; regenerate it with  balkin generate")
@@ -271,7 +271,7 @@ def choose_backend(backend, cm, cstep, neuron_steps: int) -> tuple[str, str]:
     why = compiled_unavailable(cm, cstep)
     if why is not None:
         if backend == "numba":
-            raise CompiledStepUnavailable(f"backend='numba' is not available: {why}; use backend='numpy'")
+            raise CompiledStepUnavailable(f"backend 'numba' is not available: {why}; use backend 'numpy'")
         if neuron_steps >= AUTO_NEURON_STEPS:
             warnings.warn(f"model {cm.name!r}: the particles run on the NumPy path: {why}", BackendFallback,
                           stacklevel=3)

@@ -183,11 +183,11 @@ def test_backend_choice_and_fallback(monkeypatch):
     assert small.backend == "numpy"                               # below AUTO_NEURON_STEPS
     with pytest.raises(ValueError, match="backend must be"):
         simulate("ring_ei", 200, 0.05, 0.01, backend="cuda")
-    with pytest.raises(CompiledStepUnavailable, match="dense coupling"):
+    with pytest.raises(CompiledStepUnavailable, match="dense coupling runs on the NumPy path"):
         simulate("ring_ei", 200, 0.05, 0.01, coupling="dense", backend="numba")
     import solvers.particle_compiled as pc
     monkeypatch.setattr(pc, "AUTO_NEURON_STEPS", 0)
-    with pytest.warns(BackendFallback, match="dense coupling"):
+    with pytest.warns(BackendFallback, match="dense coupling runs on the NumPy path"):
         r = simulate("ring_ei", 64, 0.02, 0.01, coupling="dense")
     assert r.backend == "numpy"
     assert simulate("ring_ei", 200, 0.05, 0.01).backend == "numba"
@@ -270,3 +270,22 @@ def test_no_compiled_step_for_a_module_without_source():
     mod = types.SimpleNamespace(MODEL_NAME="x", NUMBA_SOURCE=None, NUMBA_UNSUPPORTED="erfcx has no helper")
     with pytest.raises(CompiledStepUnavailable, match="erfcx"):
         load_step(mod)
+
+
+# ---- the command line and the Python API -----------------------------------------------------------
+def test_cli_backend_option(capsys):
+    """`balkin simulate --backend numba|numpy` runs the asked step and says which; numba where it does
+    not apply is one error line naming the reason."""
+    from cli_helpers import one_error_line, run
+    for be in ("numba", "numpy"):
+        code, out, err = run(["simulate", "ring_ei", "--n", 300, "--T", 0.2, "--dt", 0.01, "--backend", be], capsys)
+        assert code == 0 and f"backend {be}" in out.splitlines()[0]
+    code, out, err = run(["simulate", "ring_ei", "--n", 100, "--T", 0.1, "--dt", 0.01, "--coupling", "dense",
+                          "--backend", "numba"], capsys)
+    assert code != 0 and "dense coupling runs on the NumPy path" in one_error_line(err, "simulate")
+
+
+def test_api_backend():
+    import balkin
+    r = balkin.simulate("ring_ei", n=300, T=0.1, dt=0.01, backend="numba")
+    assert r.backend == "numba" and r.to_record(nbatch=2)["backend"] == "numba"

@@ -50,15 +50,17 @@ def assert_close(a, b, what, rel=1e-12):
 
 
 def same_noise_case(model, scheme, implicit=True):
+    """Both backends on ``model`` (a name or a CompiledModel), n = 500, T = 0.5, dt = 0.01, fed the same
+    noise: final states and records agree to 1e-12."""
     kw = dict(seed=4, scheme=scheme, implicit=implicit, noise=shared_noise(11), record_every=0.05)
     a = simulate(model, 500, 0.5, 0.01, backend="numpy", **kw)
     b = simulate(model, 500, 0.5, 0.01, backend="numba", **kw)
     assert (a.backend, b.backend) == ("numpy", "numba")
     assert a.dt == b.dt and a.step_audit["checks"] == b.step_audit["checks"]
     for pop in a.final_states:
-        assert_close(a.final_states[pop], b.final_states[pop], f"{model} {scheme} final states of {pop}")
+        assert_close(a.final_states[pop], b.final_states[pop], f"{a.model.name} {scheme} final states of {pop}")
     for name in ("mean", "variance", "gbar", "lam", "lam_state"):
-        assert_close(getattr(a, name), getattr(b, name), f"{model} {scheme} records {name}")
+        assert_close(getattr(a, name), getattr(b, name), f"{a.model.name} {scheme} records {name}")
 
 
 @pytest.mark.parametrize("scheme", ["euler", "milstein"])
@@ -77,6 +79,41 @@ def test_same_noise_explicit_coupling():
 @pytest.mark.parametrize("model", [m for m in MODELS if m not in FAST_MODELS])
 def test_same_noise_same_steps_other_models(model, scheme):
     same_noise_case(model, scheme)
+
+
+def stimulated_two_component_model():
+    """An in-memory ring model with what the shipped models lack: two state components, two noise
+    components (one multiplicative: Milstein terms), and an input and a drive that depend on t (evaluated
+    in the kernels, not precomputed)."""
+    import sympy as sp
+    from derive import Model, Phi, Population, Ring, t
+    from derive.codegen import compile_module
+    x, y, th, ph, s = sp.symbols("x y theta phi s")
+    pops = [Population(name, drift=[-x + y / 2, -y + x / 4],
+                       diffusion=sp.Matrix([[s * sp.sqrt(1 + x ** 2 / 4), 0], [0, 1]]), gain=Phi(x),
+                       drive=h * (1 + sp.cos(th) / 5) * (1 + sp.sin(t) / 5), input=sp.cos(2 * t) / 10 * sp.sin(th))
+            for name, h in (("E", sp.Rational(1, 10)), ("I", sp.Rational(6, 100)))]
+    c = sp.cos(th - ph)
+    kernel = {("E", "E"): 1 + c / 2, ("E", "I"): -2 * (1 + c * sp.Rational(9, 10)),
+              ("I", "E"): 1 + c / 2, ("I", "I"): -sp.Rational(18, 10) * (1 + c * sp.Rational(9, 10))}
+    return CompiledModel(compile_module(Model(name="stim2", state=[x, y], space=Ring(th, ph), populations=pops,
+                                              kernel=kernel, parameters={s: 0.8})))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["euler", "milstein"])
+def test_same_noise_two_components_time_dependent_input(scheme):
+    same_noise_case(stimulated_two_component_model(), scheme)
+
+
+def test_same_noise_slopes_every_third_step():
+    """jacobian_every = 3: the exponential step's slopes (and phi_2) refreshed every third step only."""
+    kw = dict(seed=4, noise=shared_noise(5), record_every=0.05, jacobian_every=3)
+    a = simulate("ring_ei", 500, 0.3, 0.01, backend="numpy", **kw)
+    b = simulate("ring_ei", 500, 0.3, 0.01, backend="numba", **kw)
+    for pop in a.final_states:
+        assert_close(a.final_states[pop], b.final_states[pop], f"jacobian_every=3 final states of {pop}")
+    assert_close(a.lam, b.lam, "jacobian_every=3 lam")
 
 
 # ---- the compiled step's own random numbers ------------------------------------------------------

@@ -116,6 +116,19 @@ def test_same_noise_slopes_every_third_step():
     assert_close(a.lam, b.lam, "jacobian_every=3 lam")
 
 
+def test_blow_up_is_reported_at_the_same_time():
+    """ring_nonlinear (drift -x - c x^3) at dt = 0.5 without the step audit: explicit Euler on the cubic
+    drift diverges; both backends, fed the same noise, raise SimulationBlowUp naming the same time and
+    population."""
+    from solvers.particles import SimulationBlowUp
+    msgs = []
+    for be in ("numpy", "numba"):
+        with pytest.raises(SimulationBlowUp) as exc:
+            simulate("ring_nonlinear", 200, 20.0, 0.5, dt_guard="off", backend=be, seed=1, noise=shared_noise(2))
+        msgs.append(str(exc.value))
+    assert msgs[0] == msgs[1] and "t = " in msgs[0] and "population" in msgs[0]
+
+
 # ---- the compiled step's own random numbers ------------------------------------------------------
 def test_philox_known_answers():
     """Philox4x32-10 against the known-answer vectors of Random123 (kat_vectors)."""

@@ -8,7 +8,8 @@ __numba_cache__/NAME-<sha256[:16]>/, and lets numba cache the machine code there
 
 Per population the source holds two kernels, each one parallel pass (prange over fixed chunks of CHUNK
 neurons) over the population's neurons, with the scheme of solvers.particle_steps and
-solvers.particle_coupling written out per neuron j (r atoms U_i(theta_j) of the low-rank coupling):
+solvers.particle_coupling written out per neuron j (the NR non-constant atoms U_i(theta_j) of the
+low-rank coupling, unrolled into scalar accumulators):
 
   explicit_k   dW_j (Philox4x32-10 normals, or read from an array: the noise callback),
                dx_j = sigma dW (+ 1/2 sum M (dW dW - delta dt), Milstein) + dt (f + (u + sqrt(n) (F_j + h)) e)
@@ -23,8 +24,10 @@ order, so the result does not depend on the number of threads.  The Brownian inc
 component k at step s of population p are the normal number j q + k of a counter-based generator:
 Philox4x32-10 (Salmon et al., SC'11) with counter (j q + k, p + 2^16 a, s mod 2^32, s div 2^32), a
 the attempt, and a 64-bit key from the run's seed; its 128 output bits feed the ziggurat method
-(Marsaglia & Tsang 2000, 256 layers: one Philox call per normal 99.3 % of the time, a second for the
-wedge and tail tests; the same tables as numpy's).  The noise therefore depends on
+(Marsaglia & Tsang 2000, 256 layers, numpy's tables: 64 bits pick the layer and pass the rectangle
+test 99.3 % of the time, the other 64 serve the wedge or tail test, a rejection takes the next
+attempt's call).  The first calls of a block of BLOCK normals are made in one loop (independent
+counters: it vectorises; one call alone is a chain of ten dependent rounds).  The noise depends on
 (seed, step, population, neuron) only: not on the chunking, nor on the threads.
 
 Expressions are the ones of the NumPy module (same SymPy outputs, same safe rewrites), printed for

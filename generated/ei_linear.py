@@ -13,7 +13,7 @@ Model 'ei_linear': state ['x'], space Point(), noise ito, synaptic input into x
 """
 # balkin model hash (canonical form): d14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0
 # balkin model source hash (sha256): 8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2
-# balkin generator version 1, hash 598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358
+# balkin generator version 1, hash ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_linear.py'
 MODEL_HASH = 'd14623dcfcb9c4c203cb7b9bea9a87ff9fc826fb06194048563f8e8c8af1e1f0'
 MODEL_SOURCE_HASH = '8b4560614c7d6c2212063785368b1cf182117baf415aa65d2f3705c3ba3522f2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358'
+GENERATOR_HASH = 'ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

@@ -13,7 +13,7 @@ Model 'ei_multiplicative': state ['x'], space Point(), noise ito, synaptic input
 """
 # balkin model hash (canonical form): 54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201
 # balkin model source hash (sha256): 650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2
-# balkin generator version 1, hash 598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358
+# balkin generator version 1, hash ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_multiplicative.py'
 MODEL_HASH = '54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201'
 MODEL_SOURCE_HASH = '650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358'
+GENERATOR_HASH = 'ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

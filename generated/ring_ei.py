@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash 598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358
+# balkin generator version 1, hash ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358'
+GENERATOR_HASH = 'ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

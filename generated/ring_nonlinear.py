@@ -13,7 +13,7 @@ Model 'ring_nonlinear': state ['x'], space Ring(theta, phi), noise ito, synaptic
 """
 # balkin model hash (canonical form): 33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64
 # balkin model source hash (sha256): 369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397
-# balkin generator version 1, hash 598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358
+# balkin generator version 1, hash ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_nonlinear.py'
 MODEL_HASH = '33eea1fbc3f0de8085974271811028eba53109390ee342d8965bb42902843a64'
 MODEL_SOURCE_HASH = '369eb1247863583be6e37a888f20ca2fab645f27e13ff1d3d74eb8ee489b3397'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358'
+GENERATOR_HASH = 'ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -13,7 +13,7 @@ Model 'ring_unstable': state ['x'], space Ring(theta, phi), noise ito, synaptic 
 """
 # balkin model hash (canonical form): 172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a
 # balkin model source hash (sha256): 39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8
-# balkin generator version 1, hash 598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358
+# balkin generator version 1, hash ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_unstable.py'
 MODEL_HASH = '172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a'
 MODEL_SOURCE_HASH = '39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '598e07fcc0e4a66e6705a15c1743e9941f0f31bb0c2e37cb41746e034265d358'
+GENERATOR_HASH = 'ca10934a034f29317798a31298be7c970bb99946ac874acb68dd314d105c9707'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -13,8 +13,8 @@ Prints, with the contenders interleaved in one run (--rounds rounds, the median 
   * time per step of the compiled step against n from 10^3 to 10^7 per population and the fitted
     exponent of time ~ n^p (target: linear, p ~ 1, above the per-step overhead);
   * peak memory per neuron of a compiled run at 10^6 neurons per population (target <= 100 bytes):
-    tracemalloc (NumPy's allocations) and the peak resident size of a child process above that of the
-    same child at 10^3 neurons (everything: numba, its kernels, scratch);
+    tracemalloc (NumPy's allocations) and the growth of the peak resident size of a child process
+    during the run (everything: numba's allocations and scratch included);
   * the first run's compile time (empty cache) and a cached start-up, each in a fresh interpreter.
 The machine may be shared: `uptime` is printed with the figures; they were measured under that load.
 OpenBLAS runs on one thread here (OPENBLAS_NUM_THREADS=1, both backends): the per-step 18 x 18 matrix
@@ -109,18 +109,25 @@ print(json.dumps({"import_numba": t1 - t0, "first_run": t3 - t2}))
 
 
 def memory_per_neuron(n: int) -> tuple[float, float]:
-    """(tracemalloc peak / neuron, child peak RSS above a 10^3 child / neuron) of a compiled run."""
+    """(tracemalloc peak / neuron, growth of the peak resident size (VmHWM, reset after a warm-up run)
+    of a child process during the run at n, per neuron) of a compiled run."""
     tracemalloc.start()
     simulate("ring_ei", n, 0.05, 0.01, seed=0, backend="numba", dt_guard="off", record_every=0.01)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss = []
-    for m in (1000, n):
-        c = ("import json, resource\nfrom solvers.particles import simulate\n"
-             f"simulate('ring_ei', {m}, 0.05, 0.01, seed=0, backend='numba', dt_guard='off', record_every=0.01)\n"
-             "print(json.dumps({'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))")
-        rss.append(child(c)["rss"])
-    return peak / (2 * n), (rss[1] - rss[0]) / (2 * (n - 1000))
+    c = ("import json\nfrom solvers.particles import simulate\n"
+         "def kb(key):\n"
+         "    return next(int(ln.split()[1]) for ln in open('/proc/self/status') if ln.startswith(key)) * 1024\n"
+         "simulate('ring_ei', 1000, 0.05, 0.01, seed=0, backend='numba', dt_guard='off', record_every=0.01)\n"
+         "open('/proc/self/clear_refs', 'w').write('5')\n"          # resets the peak (VmHWM) to the current size
+         "a = kb('VmHWM')\n"
+         f"simulate('ring_ei', {n}, 0.05, 0.01, seed=0, backend='numba', dt_guard='off', record_every=0.01)\n"
+         "print(json.dumps({'rss': [a, kb('VmHWM')]}))")
+    try:
+        rss = child(c)["rss"]
+    except (RuntimeError, ValueError):
+        return peak / (2 * n), float("nan")
+    return peak / (2 * n), (rss[1] - rss[0]) / (2 * n)
 
 
 def scaling(sizes, dt: float) -> list:
@@ -241,8 +248,8 @@ def main(argv=None) -> int:
 
     if not args.skip_memory:
         tm, rss = memory_per_neuron(10 ** 6)
-        print(f"  peak memory per neuron at 10^6 per population: tracemalloc {tm:.1f} bytes, child RSS above "
-              f"10^3 {rss:.1f} bytes (target <= 100)")
+        print(f"  peak memory per neuron at 10^6 per population: tracemalloc {tm:.1f} bytes, peak resident size "
+              f"of a child {rss:.1f} bytes (target <= 100)")
 
     first, cached = compile_times()
     print(f"  first run, empty cache : import numba {first['import_numba']:.2f} s, compile + tiny run "

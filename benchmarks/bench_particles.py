@@ -131,19 +131,19 @@ def memory_per_neuron(n: int) -> tuple[float, float]:
 
 
 def scaling(sizes, dt: float) -> list:
-    """Seconds per step of the compiled step at each n (a run of enough steps to take ~1 s, after a
-    run of 2 steps at that n to exclude the set-up): (n, seconds per step)."""
+    """Seconds per step of the compiled step at each n: runs of k and 3 k steps (k from a first
+    estimate, so that the k steps take ~0.5 s), (t(3k) - t(k)) / 2k, so that the set-up cancels;
+    returns [(n, seconds per step)]."""
+    def run(n, steps):
+        t = time.perf_counter()
+        simulate("ring_ei", n, steps * dt, dt, seed=0, backend="numba", dt_guard="off", record_every=10 * dt)
+        return time.perf_counter() - t
+
     out = []
     for n in sizes:
-        t = time.perf_counter()
-        simulate("ring_ei", n, 2 * dt, dt, seed=0, backend="numba", dt_guard="off")
-        base = time.perf_counter() - t
-        steps = int(min(400, max(10, 2.0 / max(base / 2, 1e-5))))
-        t = time.perf_counter()
-        simulate("ring_ei", n, (steps + 2) * dt, dt, seed=0, backend="numba", dt_guard="off",
-                 record_every=10 * dt)
-        total = time.perf_counter() - t
-        out.append((n, max(total - base, 1e-9) / steps))
+        est = (run(n, 12) - run(n, 2)) / 10
+        k = int(min(2000, max(10, 0.5 / max(est, 1e-6))))
+        out.append((n, max(run(n, 3 * k) - run(n, k), 1e-9) / (2 * k)))
     return out
 
 

@@ -118,7 +118,9 @@ def simulate(model, *, n: int, T: float, dt: float, seed: int = 0, params: dict 
              **options):
     """Particle simulation of the network of DESIGN.md §1 (solvers.particles.simulate): the time
     series ``times``, ``mean``, ``var``, ``gbar``, ``lam`` per population and position bin, the
-    final states, and the step audit (dt_guard refine by default)."""
+    final states, and the step audit (dt_guard refine by default).  ``backend='numba'`` runs the
+    compiled step generated with the model, ``'numpy'`` the reference path; the default picks numba
+    for runs of at least solvers.particles.AUTO_NEURON_STEPS neuron-steps where it applies."""
     from solvers.particles import simulate as _simulate
     return _simulate(_compiled(model, params), n, T, dt, seed=seed, **options)
 

@@ -107,7 +107,9 @@ def kinetic(model, *, T: float, dt: float = 0.05, n: float | None = None, npos: 
 def field(model, *, T: float, dt: float | None = None, npos: int | None = None, closure: bool = False,
           params: dict | None = None, **options):
     """The neural field of means and covariances on [0, T] (solvers.field, DESIGN.md §5): exact for
-    linear drift with additive noise; ``closure=True`` for the Gaussian closure of other models."""
+    linear drift with additive noise; ``closure=True`` for the Gaussian closure of other models;
+    ``n=N`` (in options) for the finite-n field lambda_n = sqrt(n)(W G + h) (solvers.field.stationary_field
+    gives its stationary state)."""
     from solvers.field import solve_field
     return solve_field(_compiled(model, params), T, dt, npos=npos, closure=closure, **options)
 
@@ -116,7 +118,9 @@ def simulate(model, *, n: int, T: float, dt: float, seed: int = 0, params: dict 
              **options):
     """Particle simulation of the network of DESIGN.md §1 (solvers.particles.simulate): the time
     series ``times``, ``mean``, ``var``, ``gbar``, ``lam`` per population and position bin, the
-    final states, and the step audit (dt_guard refine by default)."""
+    final states, and the step audit (dt_guard refine by default).  ``backend='numba'`` runs the
+    compiled step generated with the model, ``'numpy'`` the reference path; the default picks numba
+    for runs of at least solvers.particles.AUTO_NEURON_STEPS neuron-steps where it applies."""
     from solvers.particles import simulate as _simulate
     return _simulate(_compiled(model, params), n, T, dt, seed=seed, **options)
 

@@ -347,7 +347,21 @@ def _assemble(model, d, w, model_path, recorded_path):
                    f"_GH_NODES, _GH_WEIGHTS = numpy.polynomial.hermite_e.hermegauss({GAUSS_HERMITE_NODES})",
                    "_GH_WEIGHTS = _GH_WEIGHTS / numpy.sqrt(2 * numpy.pi)"]
     body = "\n\n".join(w.chunks)
-    return "\n".join(header + consts) + "\n\n\n" + body
+    return "\n".join(header + consts) + "\n\n\n" + body + _numba_section(model, d)
+
+
+def _numba_section(model, d) -> str:
+    """The compiled particle step (derive.codegen_numba) as the string NUMBA_SOURCE (None, with the
+    reason in NUMBA_UNSUPPORTED, where it cannot be made): compiled by solvers.particle_numba."""
+    from .codegen_numba import numba_source
+    src, why = numba_source(model, d)
+    head = ["", "", "# ---- the compiled particle step (numba source, compiled and cached by solvers.particle_numba) ----",
+            f"NUMBA_UNSUPPORTED = {why!r}"]
+    if src is None:
+        return "\n".join(head + ["NUMBA_SOURCE = None", ""])
+    if "'''" in src or "\\" in src:
+        raise AssertionError(f"model {model.name!r}: the numba source cannot be quoted as a raw string")
+    return "\n".join(head + ["NUMBA_SOURCE = r'''" + src + "'''", ""])
 
 
 def write_generated(model, model_path, out_dir) -> Path:

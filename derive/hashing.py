@@ -37,7 +37,8 @@ def file_hash(path) -> str:
 
 #: The modules of derive/ whose source shapes generated code (not the CLI, loader or demo).
 GENERATOR_MODULES = ("dsl.py", "errors.py", "coordinates.py", "validate.py", "sde.py", "kernels.py", "balance.py",
-                     "stationary.py", "field.py", "derivation.py", "printer.py", "codegen.py", "hashing.py")
+                     "stationary.py", "field.py", "derivation.py", "printer.py", "codegen.py", "codegen_numba.py",
+                     "hashing.py")
 
 
 def generator_hash() -> str:

@@ -45,6 +45,24 @@ step linearises at an exponential-Euler predictor of the midpoint (second order)
 the closure is labelled: kind "field-gaussian-closure" (stationary: "stationary-field-gaussian-
 closure") and "approximation": true.
 
+Finite n (``n=N``, DESIGN.md §4, §5b).  The balance is replaced by the definition of the multiplier,
+lambda_n = sqrt(n) (W G(m, C) + h), i.e.  W G(m, C) + h = lambda_n / sqrt(n).  lambda_n lies in
+Range(W) + h_perp, h_perp = h - U U^T h (the part of the drive W cannot cancel), so
+lambda_n = U l + sqrt(n) h_perp and the relation is the r x r system
+    F(l) = l / sqrt(n) - U^T (W G(m(lambda_n), C) + h) = 0,   Jacobian  I / sqrt(n) - U^T W diag(D k_g) U,
+(in the units of the imbalance W G + h, as solvers.stationary.solve_finite_n).  Time steps hold
+lambda_n constant over the step at its end-of-step value (implicit in sqrt(n), as the kinetic solver:
+L-stable for the fast modes, first order in dt in the fast coupling); the recorded lambda is the
+instantaneous sqrt(n) (W G + h) at the recorded state, and the residual max |lambda_step -
+sqrt(n) (W G + h)| at the end of each step.  The stationary finite-n field solves F(l) = 0 with the
+stationary means m = -A^-1 (b + lambda e), started from the balanced field (continuation in n from
+n <= 1 when that fails).  For a linear/additive model this closure is exact: the finite-n
+McKean–Vlasov equation keeps Gaussian densities Gaussian, whatever m.  Otherwise (closure=True) it is
+the Gaussian closure above, labelled an approximation.  The stationary result also carries the
+spectrum of the linearised finite-n mean equation, A (x) I + sqrt(n) e e^T (x) W D on all lattice
+positions (P N m eigenvalues; the covariance equation does not depend on the means for a
+linear/additive model): exact linear stability of the finite-n field there.
+
 This module never imports SymPy.
 """
 from __future__ import annotations
@@ -66,6 +84,8 @@ DEFAULT_DT = 0.1
 CONSTRAINT_TOL = 1e-10       # max |W G + h| allowed at every recorded time
 NEWTON_TOL = 1e-13           # max |U^T (W G + h)| at which the per-step Newton iteration stops
 FD_REL = 1e-5                # relative step of the central differences for dG/dm, dG/dC, df/dx
+SPECTRUM_MAX = 1536          # largest P N m for the dense finite-n spectrum
+FINITE_N_ITER = 60           # Newton iterations of the finite-n relation per solve
 CLOSURE_NOTE = ("APPROXIMATION: Gaussian closure of a model that is not linear with additive noise "
                 "(drift linearised at the mean, noise evaluated at the mean); the densities are not "
                 "Gaussian and the exact limit is the kinetic Fokker-Planck equation")
@@ -90,7 +110,8 @@ class FieldNotApplicable(ValueError):
 class FieldResult(Record):
     """A time-dependent field solution.  Arrays over records t: mean, variance (of the input component
     e), gbar, lam (nt, P, N); state_mean (nt, P, N, m), state_cov (nt, P, N, m, m); residual (nt,)
-    max |W G + h|.  shift: initial-layer shift delta (P, N) or None."""
+    max |W G + h| (finite n: max |lambda_step - sqrt(n) (W G + h)|).  shift: initial-layer shift delta
+    (P, N) or None.  n: None (balanced limit) or the network size of the finite-n field."""
 
     model: CompiledModel
     kind: str                      # "field" or "field-gaussian-closure"
@@ -106,6 +127,7 @@ class FieldResult(Record):
     state_cov: np.ndarray
     shift: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    n: float | None = None
 
     @property
     def populations(self) -> tuple:
@@ -123,8 +145,10 @@ class FieldResult(Record):
         for ia, a in enumerate(self.populations):
             ts[a] = {"lambda": self.lam[:, ia], "gbar": self.gbar[:, ia], "mean": self.mean[:, ia],
                      "variance": self.variance[:, ia]}
-        extra = {"n": None, "mode": "balanced", "approximation": self.approximation, "time_series": ts,
-                 "invariants": {"max_constraint_residual": float(self.residual.max())}, **self.info}
+        what = "max_constraint_residual" if self.n is None else "max_finite_n_residual"
+        extra = {"n": self.n, "mode": "balanced" if self.n is None else "finite-n",
+                 "approximation": self.approximation, "time_series": ts,
+                 "invariants": {what: float(self.residual.max())}, **self.info}
         if self.approximation:
             extra["note"] = CLOSURE_NOTE
         if self.shift is not None:
@@ -140,7 +164,8 @@ class FieldResult(Record):
                   "lambda": self.lam, "residual": self.residual, "state_mean": self.state_mean,
                   "state_cov": self.state_cov, "theta": np.asarray(theta_list(self.pos), float),
                   "populations": np.array(self.populations), "kind": np.array(self.kind),
-                  "approximation": np.array(self.approximation)}
+                  "approximation": np.array(self.approximation),
+                  "n": np.array(np.nan if self.n is None else self.n)}
         if self.shift is not None:
             arrays["shift"] = self.shift
         from .atomic import atomic_savez
@@ -152,7 +177,9 @@ class FieldStationary(Record):
     """A stationary field: per population a and position i, lam, gbar, mean, variance, slope
     (D = dG/dm) and dG/dC, all (P, N); state_mean (P, N, m), state_cov (P, N, m, m); A (P, N, m, m)
     the drift matrix at the state (the linearisation for the closure); ell the coefficients of lambda
-    on the lattice range basis U."""
+    on the lattice range basis U (finite n: lambda = U ell + sqrt(n) h_perp).  n: None (balanced limit)
+    or the network size; at finite n info holds the imbalance max |W G + h| and the leading eigenvalue
+    of the linearised finite-n mean equation (``finite_n_spectrum``)."""
 
     model: CompiledModel
     kind: str
@@ -172,6 +199,7 @@ class FieldStationary(Record):
     residual: float
     iterations: int
     info: dict = field(default_factory=dict)
+    n: float | None = None
 
     @property
     def populations(self) -> tuple:
@@ -180,10 +208,14 @@ class FieldStationary(Record):
     def to_record(self) -> dict:
         per_pop = {a: {"lambda": self.lam[i], "gbar": self.gbar[i], "mean": self.mean[i],
                        "variance": self.variance[i]} for i, a in enumerate(self.populations)}
-        extra = {"n": None, "approximation": self.approximation, "residual": self.residual,
+        extra = {"n": self.n, "approximation": self.approximation, "residual": self.residual,
                  "iterations": self.iterations, "npos": self.npos, **self.info}
         if self.approximation:
             extra["note"] = CLOSURE_NOTE
+        if self.model.m > 1:                       # the same schema as FieldResult.to_record
+            extra["state_mean"] = {a: self.state_mean[i].T for i, a in enumerate(self.populations)}
+            extra["state_covariance"] = {a: np.moveaxis(self.state_cov[i], 0, -1)
+                                         for i, a in enumerate(self.populations)}
         return state_record(self.model, self.kind, self.pos, per_pop, **extra)
 
 
@@ -237,9 +269,17 @@ class FieldSolver:
     closure=False refuses a model that is not linear with additive noise (FieldNotApplicable);
     closure=True integrates the Gaussian closure (labelled an approximation).  init: None (the
     model's INITIAL (mean, sd), else N(0, 1) per component), a (mean, sd) pair for every population,
-    or a dict pop -> (mean, sd); run() also takes explicit m0 / C0 arrays."""
+    or a dict pop -> (mean, sd); run() also takes explicit m0 / C0 arrays.  n: None for the balanced
+    limit, else the network size of the finite-n field (module docstring, "Finite n")."""
 
-    def __init__(self, model, *, npos: int | None = None, params=None, closure: bool = False, init=None):
+    def __init__(self, model, *, npos: int | None = None, params=None, closure: bool = False, init=None,
+                 n: float | None = None):
+        if n is not None:
+            n = float(n)
+            if not (math.isfinite(n) and n > 0):
+                raise ValueError(f"n must be a positive, finite network size, got {n}")
+        self.n = n
+        self.sqn = None if n is None else math.sqrt(n)
         self.model = cm = _as_model(model, params)
         mod = cm.module
         lin = dict(getattr(mod, "LINEAR_ADDITIVE", {}))
@@ -261,7 +301,7 @@ class FieldSolver:
                 for kind in ("field_A", "field_c", "field_noise"):
                     if not cm.has(kind, a):
                         raise FieldNotApplicable(f"model {cm.name!r}, population {a}: no generated {kind}_{a}")
-        self.kind = "field-gaussian-closure" if self.closure else "field"
+        self.kind = ("field-gaussian-closure" if self.closure else "field") + ("" if n is None else "-finite-n")
         self.approximation = self.closure
         self.P, self.m, self.e = cm.P, cm.m, cm.e
         if npos is None:
@@ -305,6 +345,18 @@ class FieldSolver:
 
     def lam_of(self, ell) -> np.ndarray:
         return (self.U @ ell).reshape(self.P, self.N)
+
+    def drive_perp(self, t: float) -> np.ndarray:
+        """h_perp = h - U U^T h (P, N): the part of the drive outside Range(W) on the lattice."""
+        h = self.flat(self.drive(t))
+        return (h - self.U @ (self.U.T @ h)).reshape(self.P, self.N)
+
+    def lam_total(self, ell, t: float, finite: bool | None = None) -> np.ndarray:
+        """The multiplier of coefficients ell: U ell, plus sqrt(n) h_perp(t) at finite n."""
+        lam = self.lam_of(ell)
+        if (self.n is not None) if finite is None else finite:
+            lam = lam + self.sqn * self.drive_perp(t)
+        return lam
 
     def drive(self, t: float) -> np.ndarray:
         if self.static_drive:
@@ -447,16 +499,23 @@ class FieldSolver:
         return E, Phi, Cn
 
     # ---- the constraint ----------------------------------------------------------------------
-    def solve_constraint(self, yg, kg, vg, t, ell, *, tol=NEWTON_TOL, max_iter=40, what="step"):
-        """l with U^T (W G(yg + kg * (U l), vg) + h(t)) = 0 by Newton's method with backtracking.
+    def solve_constraint(self, yg, kg, vg, t, ell, *, tol=NEWTON_TOL, max_iter=40, what="step",
+                         finite: bool | None = None):
+        """l with U^T (W G(yg + kg * (U l), vg) + h(t)) = 0 by Newton's method with backtracking;
+        at finite n (finite None: self.n is not None) the finite-n relation
+        U^T (W G(yg + kg * lambda(l), vg) + h(t)) - l / sqrt(n) = 0, lambda(l) = U l + sqrt(n) h_perp(t).
         Returns (l, max |F|, iterations); self.last_derivatives holds (G, dG/dm, dG/dC) at the result."""
+        finite = (self.n is not None) if finite is None else finite
         Uh = self.U.T @ self.flat(self.drive(t))
         scale = max(1.0, float(np.abs(Uh).max()) if Uh.size else 1.0)
+        lam_perp = self.sqn * self.drive_perp(t) if finite else 0.0
+        rel = f"the finite-n relation (n = {self.n:g})" if finite else "the balance constraint"
+        inv = 1.0 / self.sqn if finite else 0.0
 
         def F_of(l):
-            mg = yg + kg * self.lam_of(l)
+            mg = yg + kg * (self.lam_of(l) + lam_perp)
             derivs = self.gain_derivatives(mg, vg)
-            return self.WtU.T @ derivs[0].ravel() + Uh, derivs
+            return self.WtU.T @ derivs[0].ravel() + Uh - inv * l, derivs
 
         F, derivs = F_of(ell)
         nF = float(np.abs(F).max()) if F.size else 0.0
@@ -465,10 +524,10 @@ class FieldSolver:
             if it == max_iter:
                 if nF <= 100 * tol * scale:
                     break
-                raise FieldError(f"model {self.model.name!r}: Newton on the balance constraint did not converge "
+                raise FieldError(f"model {self.model.name!r}: Newton on {rel} did not converge "
                                  f"in the {what} at t = {t:.6g} (residual {nF:.3e} after {max_iter} iterations)")
             it += 1
-            J = self.WtU.T @ ((derivs[1] * kg).reshape(-1, 1) * self.U)
+            J = self.WtU.T @ ((derivs[1] * kg).reshape(-1, 1) * self.U) - inv * np.eye(self.r)
             try:
                 d = np.linalg.solve(J, -F)
             except np.linalg.LinAlgError:
@@ -485,7 +544,7 @@ class FieldSolver:
                     if nF <= 100 * tol * scale:          # at the rounding floor
                         self.last_derivatives = derivs
                         return ell, nF, it
-                    raise FieldError(f"model {self.model.name!r}: Newton on the balance constraint stalled in "
+                    raise FieldError(f"model {self.model.name!r}: Newton on {rel} stalled in "
                                      f"the {what} at t = {t:.6g} (residual {nF:.3e})")
             ell, F, derivs, nF = ell + s * d, Fn, dn, nFn
         self.last_derivatives = derivs
@@ -503,7 +562,10 @@ class FieldSolver:
 
     def multiplier(self, mean, cov, t, derivs=None) -> np.ndarray:
         """The instantaneous multiplier lambda(t) (P, N) at a state on the manifold, from the
-        differentiated constraint W(D dm_g/dt + dG/dC dC_gg/dt) + dh/dt = 0, lambda in Range(W)."""
+        differentiated constraint W(D dm_g/dt + dG/dC dC_gg/dt) + dh/dt = 0, lambda in Range(W).
+        At finite n: lambda_n = sqrt(n) (W G(m, C) + h(t)) at the state."""
+        if self.n is not None:
+            return self.sqn * self.imbalance(mean, cov, t)
         if self.r == 0:
             return np.zeros((self.P, self.N))
         g = self.gc
@@ -536,7 +598,8 @@ class FieldSolver:
 
     def initial_layer(self, m0, C0, t0: float = 0.0):
         """Shift delta (P, N) in Range(W) (added to component e) taking (m0, C0) onto the manifold:
-        the end point of d delta/ds = W G(m0 + delta e, C0) + h (solvers.continuation.follow_flow)."""
+        the end point of d delta/ds = W G(m0 + delta e, C0) + h (solvers.continuation.follow_flow).
+        At finite n too (as the kinetic solver's initial_layer=True): the balanced shift."""
         g = self.gc
         Uh = self.U.T @ self.flat(self.drive(t0))
         yg, vg = m0[..., g], C0[..., g, g]
@@ -551,7 +614,7 @@ class FieldSolver:
         if res > CONSTRAINT_TOL:
             raise NoConvergence(f"model {self.model.name!r}: the initial-layer shift did not reach the manifold "
                                 f"(residual {res:.3e})")
-        c, _, _ = self.solve_constraint(yg, np.ones_like(yg), vg, t0, c, what="initial layer")
+        c, _, _ = self.solve_constraint(yg, np.ones_like(yg), vg, t0, c, what="initial layer", finite=False)
         return self.lam_of(c)
 
     # ---- time stepping -------------------------------------------------------------------------
@@ -561,7 +624,7 @@ class FieldSolver:
         if self.closure:
             A0, b0, Q0 = self.closure_coefficients(mean, t)
             E0, Phi0, _ = self.propagators(A0, Q0, dt / 2)
-            lam0 = self.lam_of(ell_guess)
+            lam0 = self.lam_total(ell_guess, t)
             bb = b0.copy()
             bb[..., e] += lam0
             mid = np.einsum("pnij,pnj->pni", E0, mean) + np.einsum("pnij,pnj->pni", Phi0, bb)
@@ -584,16 +647,21 @@ class FieldSolver:
             cov_new = E @ cov @ np.swapaxes(E, -1, -2) + Cn
         k = Phi[..., :, e]                                   # d m_new / d lambda  (P, N, m)
         ell, res, its = self.solve_constraint(y[..., g], k[..., g], cov_new[..., g, g], t + dt, ell_guess)
-        lam = self.lam_of(ell)
+        lam = self.lam_total(ell, t + dt)
         mean_new = y + k * lam[..., None]
+        self.last_lam = lam
         return mean_new, cov_new, ell, its, self.last_derivatives
 
     def run(self, T: float, dt: float | None = None, *, record_every: float | None = None, m0=None, C0=None,
-            initial_layer: bool = True) -> FieldResult:
+            initial_layer: bool | None = None) -> FieldResult:
         """Integrate to time T with step dt (default DEFAULT_DT, made to divide T); record every
         ``record_every`` (default: every step).  m0 (P, N, m) / C0 (P, N, m, m): initial means and
-        covariances (default from ``init``); initial_layer: shift them onto the manifold first (else
-        they must already satisfy the constraint to CONSTRAINT_TOL)."""
+        covariances (default from ``init``); initial_layer: shift them onto the manifold first (else,
+        in the balanced limit, they must already satisfy the constraint to CONSTRAINT_TOL); default
+        True in the balanced limit, False at finite n (the finite-n field resolves its own layer)."""
+        finite = self.n is not None
+        if initial_layer is None:
+            initial_layer = not finite
         if not (T > 0 and math.isfinite(T)):
             raise ValueError(f"need a positive, finite T, got {T}")
         dt = DEFAULT_DT if dt is None else float(dt)
@@ -606,24 +674,36 @@ class FieldSolver:
         dm0, dC0 = self.initial_state()
         mean = dm0 if m0 is None else np.array(np.broadcast_to(np.asarray(m0, float), (P, N, m)))
         cov = dC0 if C0 is None else np.array(np.broadcast_to(np.asarray(C0, float), (P, N, m, m)))
-        self.check_drive(0.0)
+        if not finite or initial_layer:
+            self.check_drive(0.0)
         shift = None
         if initial_layer:
             shift = self.initial_layer(mean, cov, 0.0)
             mean = mean.copy()
             mean[..., self.e] += shift
-        else:
+        elif not finite:
             res0 = float(np.abs(self.imbalance(mean, cov, 0.0)).max())
             if res0 > CONSTRAINT_TOL:
                 raise FieldError(f"model {self.model.name!r}: the initial state is off the balanced manifold "
                                  f"(max |W G + h| = {res0:.3e}) and initial_layer=False")
         rows = []
 
-        def record(t, mean, cov, derivs=None):
+        def record(t, mean, cov, derivs=None, lam_step=None):
             if derivs is None:
                 derivs = self.gain_derivatives(mean[..., self.gc], cov[..., self.gc, self.gc])
             gb = derivs[0]
             imb = self.apply_W(gb) + self.drive(t)
+            if finite:
+                lam = self.sqn * imb
+                res = 0.0 if lam_step is None else float(np.abs(lam_step - lam).max())
+                tol = CONSTRAINT_TOL * self.sqn * max(1.0, float(np.abs(lam).max()))
+                if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))) or not res <= tol:
+                    raise FieldError(f"model {self.model.name!r}: the finite-n field (n = {self.n:g}) lost its "
+                                     f"multiplier relation (max |lambda_step - sqrt(n)(W G + h)| = {res:.3e}) or "
+                                     f"produced non-finite values at t = {t:.6g}")
+                rows.append((t, mean[..., self.e].copy(), cov[..., self.e, self.e].copy(), gb, lam, res,
+                             mean.copy(), cov.copy()))
+                return
             res = float(np.abs(imb).max())
             if not np.isfinite(res) or res > CONSTRAINT_TOL:
                 raise FieldError(f"model {self.model.name!r}: the balance constraint drifted to "
@@ -644,18 +724,21 @@ class FieldSolver:
             newton_its += its
             ell_prev, ell = ell, ell_new
             t = k * dt
-            if not self.static_drive:
+            if not self.static_drive and not finite:
                 self.check_drive(t)
             if k % rec == 0 or k == nsteps:
-                record(t, mean, cov, derivs)
+                record(t, mean, cov, derivs, self.last_lam if finite else None)
         cols = list(zip(*rows))
         info = {"dt": dt, "steps": nsteps, "npos": self.npos, "rank_W": int(self.r),
-                "scheme": "exponential midpoint, multiplier by end-of-step projection",
+                "scheme": ("exponential midpoint, multiplier by end-of-step projection" if not finite else
+                           "exponential midpoint, finite-n multiplier sqrt(n)(W G + h) at the end of the step"),
                 "newton_iterations": int(newton_its)}
         info.update(self.attraction_info(mean, cov))
+        if finite:
+            info.update(self.finite_n_info(mean, cov, t))
         return FieldResult(self.model, self.kind, self.approximation, self.pos, np.array(cols[0]),
                            np.array(cols[1]), np.array(cols[2]), np.array(cols[3]), np.array(cols[4]),
-                           np.array(cols[5]), np.array(cols[6]), np.array(cols[7]), shift, info)
+                           np.array(cols[5]), np.array(cols[6]), np.array(cols[7]), shift, info, self.n)
 
     def attraction_info(self, mean, cov) -> dict:
         """Eigenvalues of W D on Range(W) at a state (solvers.fast_spectrum on the lattice): is the
@@ -666,6 +749,33 @@ class FieldSolver:
         w = fast_spectrum.eigenvalues(fast_spectrum.lattice_operator(self.W, D), self.U)
         return {"manifold_attracting": bool(w.real.max() < 0),
                 "max_real_fast_eigenvalue": float(w.real.max())}
+
+    def finite_n_spectrum(self, mean, cov, t):
+        """Eigenvalues of the linearised finite-n mean equation at a state,
+            d dm/dt = A dm + sqrt(n) e (W D dm_g)   on all P N m lattice unknowns,
+        i.e. the matrix blockdiag(A_a(theta_i)) + sqrt(n) [e e_g^T] (x) W diag(D); exact for a
+        linear/additive model (its covariances do not depend on the means), the closure's at fixed C
+        otherwise.  None when P N m > SPECTRUM_MAX (dense eigenvalues would be too costly)."""
+        P, N, m, e, g = self.P, self.N, self.m, self.e, self.gc
+        if P * N * m > SPECTRUM_MAX:
+            return None
+        A = self.coefficients(t, mean)[0]
+        _, D = self.gain_slope(mean[..., g], cov[..., g, g])
+        M = np.zeros((P, N, m, P, N, m))
+        idx = np.arange(N)
+        for ia in range(P):
+            M[ia, idx, :, ia, idx, :] = A[ia]
+        M[:, :, e, :, :, g] += self.sqn * (self.W * D.reshape(1, -1)).reshape(P, N, P, N)
+        return np.linalg.eigvals(M.reshape(P * N * m, P * N * m))
+
+    def finite_n_info(self, mean, cov, t) -> dict:
+        """The leading eigenvalue of ``finite_n_spectrum`` and whether the finite-n field is stable."""
+        w = self.finite_n_spectrum(mean, cov, t)
+        if w is None:
+            return {"finite_n_stable": None, "finite_n_leading_eigenvalue": None,
+                    "finite_n_spectrum_note": f"not computed: P N m > {SPECTRUM_MAX}"}
+        lead = w[np.argmax(w.real)]
+        return {"finite_n_stable": bool(lead.real < 0), "finite_n_leading_eigenvalue": [lead.real, lead.imag]}
 
     # ---- stationary --------------------------------------------------------------------------
     def _lyapunov(self, A, Q):
@@ -707,54 +817,118 @@ class FieldSolver:
         return mean, self._lyapunov(A, Q), A
 
     def stationary(self, t: float = 0.0, start=None, *, tol: float = NEWTON_TOL) -> FieldStationary:
-        """The stationary field at time t (coefficients frozen at t); start: initial lambda (P, N)."""
-        self.check_drive(t)
+        """The stationary field at time t (coefficients frozen at t); start: initial lambda (P, N).
+        At finite n: the stationary finite-n field (module docstring), started from ``start``, else
+        from the balanced field, else by continuation in n from n <= 1 upward by factors of 4."""
+        finite = self.n is not None
+        if not finite:
+            self.check_drive(t)
         P, N, m, e, g = self.P, self.N, self.m, self.e, self.gc
-        ell0 = np.zeros(self.r) if start is None else self.U.T @ self.flat(start)
+        ell0 = None if start is None else self.U.T @ self.flat(start)
+        what = "stationary field" if not finite else f"stationary finite-n field (n = {self.n:g})"
+        Uh = self.U.T @ self.flat(self.drive(t))
         if not self.closure:
             A, b, Q = self.linear_coefficients(t)
             C = self._lyapunov(A, Q)
             y0 = -np.linalg.solve(A, b[..., None])[..., 0]
             K = -np.linalg.solve(A, np.broadcast_to(np.eye(m)[:, e], (P, N, m))[..., None])[..., 0]
-            try:
-                ell, res, its = self.solve_constraint(y0[..., g], K[..., g], C[..., g, g], t, ell0, max_iter=100,
-                                                      what="stationary field")
-            except FieldError:
-                Uh = self.U.T @ self.flat(self.drive(t))
-                ell, F = follow_flow(
-                    lambda l: self.WtU.T @ self.gain(y0[..., g] + K[..., g] * self.lam_of(l), C[..., g, g]).ravel()
-                    + Uh, ell0)
-                ell, res, its = self.solve_constraint(y0[..., g], K[..., g], C[..., g, g], t, ell,
-                                                      what="stationary field")
-            lam = self.lam_of(ell)
+            yg, kg, vg = y0[..., g], K[..., g], C[..., g, g]
+
+            def solve(l0, fin):
+                try:
+                    return self.solve_constraint(yg, kg, vg, t, l0, max_iter=100, what=what, finite=fin)
+                except FieldError:
+                    inv = 1.0 / self.sqn if fin else 0.0
+                    l1, _ = follow_flow(lambda l: self.WtU.T @ self.gain(yg + kg * self.lam_total(l, t, fin), vg)
+                                        .ravel() + Uh - inv * l, l0)
+                    return self.solve_constraint(yg, kg, vg, t, l1, what=what, finite=fin)
+
+            if not finite:
+                ell, res, its = solve(np.zeros(self.r) if ell0 is None else ell0, False)
+            else:
+                ell, res, its = self._finite_n_continuation(solve, ell0)
+            lam = self.lam_total(ell, t)
             mean = y0 + K * lam[..., None]
         else:
             m_init, _ = self.initial_state()
             state = {"mean": m_init}
 
-            def Fc(l):
-                lam = self.lam_of(l)
-                mean, C, _ = self._closure_equilibrium(lam, t, state["mean"])
-                state["mean"] = mean
-                G = self.gain(mean[..., g], C[..., g, g])
-                return self.WtU.T @ G.ravel() + self.U.T @ self.flat(self.drive(t))
+            def solve(l0, fin):
+                inv = 1.0 / self.sqn if fin else 0.0
 
-            ell, F = follow_flow(Fc, ell0, tol=tol)
-            res, its = float(np.abs(F).max()), -1
-            if res > CONSTRAINT_TOL:
-                raise NoConvergence(f"model {self.model.name!r}: the stationary Gaussian-closure field did not "
-                                    f"converge (residual {res:.3e})")
-            lam = self.lam_of(ell)
+                def Fc(l):
+                    mean, C, _ = self._closure_equilibrium(self.lam_total(l, t, fin), t, state["mean"])
+                    state["mean"] = mean
+                    return self.WtU.T @ self.gain(mean[..., g], C[..., g, g]).ravel() + Uh - inv * l
+
+                l1, F = follow_flow(Fc, l0, tol=tol)
+                res = float(np.abs(F).max()) if F.size else 0.0
+                if res > CONSTRAINT_TOL:
+                    raise NoConvergence(f"model {self.model.name!r}: the {what} of the Gaussian closure did "
+                                        f"not converge (residual {res:.3e})")
+                return l1, res, -1
+
+            if not finite:
+                ell, res, its = solve(np.zeros(self.r) if ell0 is None else ell0, False)
+            else:
+                ell, res, its = self._finite_n_continuation(solve, ell0)
+            lam = self.lam_total(ell, t)
             mean, C, A = self._closure_equilibrium(lam, t, state["mean"])
         mg, vg = mean[..., g], C[..., g, g]
         G, D, Dv = self.gain_derivatives(mg, vg)
-        imb = float(np.abs(self.apply_W(G) + self.drive(t)).max())
-        if imb > CONSTRAINT_TOL:
-            raise NoConvergence(f"model {self.model.name!r}: stationary field residual {imb:.3e}")
+        imb_field = self.apply_W(G) + self.drive(t)
+        imb = float(np.abs(imb_field).max())
+        info = {"t": float(t), "rank_W": int(self.r)}
+        if finite:
+            gap = float(np.abs(lam - self.sqn * imb_field).max())
+            if not gap <= CONSTRAINT_TOL * self.sqn * max(1.0, float(np.abs(lam).max())):
+                raise NoConvergence(f"model {self.model.name!r}: {what}: max |lambda - sqrt(n)(W G + h)| = "
+                                    f"{gap:.3e}")
+            info.update({"imbalance": imb, "finite_n_residual": gap})
+            info.update(self.finite_n_info(mean, C, t))
+            residual = gap
+        else:
+            if imb > CONSTRAINT_TOL:
+                raise NoConvergence(f"model {self.model.name!r}: stationary field residual {imb:.3e}")
+            residual = imb
         kind = "stationary-" + self.kind
         return FieldStationary(self.model, kind, self.approximation, self.npos, self.pos, lam, G,
-                               mean[..., e], C[..., e, e], D, Dv, mean, C, A, ell, imb, int(its),
-                               {"t": float(t), "rank_W": int(self.r)})
+                               mean[..., e], C[..., e, e], D, Dv, mean, C, A, ell, residual, int(its), info, self.n)
+
+    def _finite_n_continuation(self, solve, ell0):
+        """Solve the finite-n relation at self.n with ``solve(l0, finite)``: from ell0, else from the
+        balanced solution, else following n from min(n, 1) upward by factors of 4 (each solve starting
+        from the previous one).  Returns (l, residual, total iterations)."""
+        errors = (FieldError, NoConvergence, DriveOutsideRange, np.linalg.LinAlgError)
+        total = 0
+        if ell0 is None:
+            try:
+                ell0, _, its = solve(np.zeros(self.r), False)
+                total += max(its, 0)
+            except errors:
+                ell0 = None
+        if ell0 is not None:
+            try:
+                ell, res, its = solve(ell0, True)
+                return ell, res, total + max(its, 0)
+            except errors:
+                pass
+        n, sqn = self.n, self.sqn
+        ns = [n]
+        while ns[-1] > 1.0:
+            ns.append(ns[-1] / 4.0)
+        ell = np.zeros(self.r)
+        try:
+            for nn in reversed(ns):
+                self.n, self.sqn = nn, math.sqrt(nn)
+                ell, res, its = solve(ell, True)
+                total += max(its, 0)
+        except errors as exc:
+            raise NoConvergence(f"model {self.model.name!r}: the stationary finite-n field (n = {n:g}) did not "
+                                f"converge in the continuation in n (failed at n = {self.n:g}: {exc})") from None
+        finally:
+            self.n, self.sqn = n, sqn
+        return ell, res, total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -763,13 +937,13 @@ class FieldSolver:
 
 def solve_field(model, T: float, dt: float | None = None, *, npos: int | None = None, params=None,
                 closure: bool = False, init=None, record_every: float | None = None, m0=None, C0=None,
-                initial_layer: bool = True) -> FieldResult:
-    """FieldSolver(model, npos=..., params=..., closure=..., init=...).run(T, dt, ...)."""
-    return FieldSolver(model, npos=npos, params=params, closure=closure, init=init).run(
+                initial_layer: bool | None = None, n: float | None = None) -> FieldResult:
+    """FieldSolver(model, npos=..., params=..., closure=..., init=..., n=...).run(T, dt, ...)."""
+    return FieldSolver(model, npos=npos, params=params, closure=closure, init=init, n=n).run(
         T, dt, record_every=record_every, m0=m0, C0=C0, initial_layer=initial_layer)
 
 
 def stationary_field(model, *, npos: int | None = None, params=None, closure: bool = False, t: float = 0.0,
-                     start=None) -> FieldStationary:
-    """The stationary field (see FieldSolver.stationary)."""
-    return FieldSolver(model, npos=npos, params=params, closure=closure).stationary(t, start)
+                     start=None, n: float | None = None) -> FieldStationary:
+    """The stationary field (see FieldSolver.stationary); n: the finite-n field at that size."""
+    return FieldSolver(model, npos=npos, params=params, closure=closure, n=n).stationary(t, start)

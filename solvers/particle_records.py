@@ -116,12 +116,14 @@ class Recorder:
                 self.var[r, ia] = np.maximum(np.bincount(b, weights=xe * xe, minlength=nbt) / cnt - mx * mx, 0.0)
                 self.gbar[r, ia] = np.bincount(b, weights=np.broadcast_to(g, (sizes[ia],)), minlength=nbt) / cnt
 
-    def observe(self, step: int, nsteps: int, t: float, dt: float, X, G, c, c_eff, fields) -> None:
+    def observe(self, step: int, nsteps: int, t: float, dt: float, X, G, c, c_eff, fields,
+                record: bool = True) -> None:
         """One step: the states at the start of a record interval; the coupling applied in the step
         (c_eff and c for low rank, the fields for FFT / dense) and the drive, weighted by dt; at the
-        end of an interval, lam and lam_state of its record."""
+        end of an interval, lam and lam_state of its record.  record=False: the caller recorded the
+        states itself (record_states, before it updated them in place: the compiled step)."""
         stride, P = self.stride, self.P
-        if step % stride == 0:
+        if record and step % stride == 0:
             self.record_states(step // stride, X, G)
             if self.lam_mode == "sample":
                 self.f_acc[:] = field_at(self.cm, self.bpos, self.pos, self.sizes, G)

@@ -88,8 +88,9 @@ Module layout.  This module holds the result type and the run loop (simulate); t
   solvers.particle_steps     the Euler–Maruyama / Milstein increment (SchemeStep);
   solvers.particle_guard     the step audit (StepGuard, dt_guard), the stability limit and the
                              blow-up / instability exceptions;
-  solvers.particle_records   the records (Recorder).
-A compiled step or another coupling step replaces SchemeStep.increment or the coupling step alone.
+  solvers.particle_records   the records (Recorder);
+  solvers.particle_compiled  the same loop on the compiled (numba) step generated per model
+                             (backend='numba'; solvers.particle_numba compiles and caches it).
 """
 from __future__ import annotations
 
@@ -101,15 +102,16 @@ import numpy as np
 from .compiled import CompiledModel
 from .exponential import DEFAULT_TOL
 from .output import Record, state_record
+from .particle_compiled import AUTO_NEURON_STEPS, BackendFallback, choose_backend, run_compiled
 from .particle_coupling import make_coupling_step
 from .particle_guard import (MAX_REFINE, STABILITY_CHECK_EVERY, SimulationBlowUp, SimulationUnstable,
                              StepGuard, StepTooCoarse, blowup, explicit_dt_limit)
 from .particle_records import Recorder
 from .particle_setup import check_run, generated_functions, resolve_model, setup_particles
-from .particle_steps import SchemeStep
+from .particle_steps import SchemeStep, static_inputs
 
 __all__ = ["simulate", "SimulationResult", "SimulationBlowUp", "SimulationUnstable", "StepTooCoarse",
-           "explicit_dt_limit", "STABILITY_CHECK_EVERY", "MAX_REFINE"]
+           "explicit_dt_limit", "STABILITY_CHECK_EVERY", "MAX_REFINE", "AUTO_NEURON_STEPS", "BackendFallback"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +160,7 @@ class SimulationResult(Record):
     dt_requested: float = None
     coupling_step: str = "exponential"
     step_audit: dict = field(default_factory=dict)
+    backend: str = "numpy"
 
     def save_npz(self, path) -> None:
         """The time series as NPZ (written atomically): times (nt,); mean, variance, gbar, lambda,
@@ -219,7 +222,7 @@ class SimulationResult(Record):
                             T=self.T, scheme=self.scheme, positions=self.positions_kind,
                             coupling=self.coupling, implicit=self.implicit, nbatch=nbatch,
                             sizes=self.sizes, samples=av["samples"], dt_requested=self.dt_requested,
-                            coupling_step=self.coupling_step,
+                            coupling_step=self.coupling_step, backend=self.backend,
                             step_audit={k: (str(v) if k == "mu" else v) for k, v in self.step_audit.items()})
 
 
@@ -231,7 +234,7 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
              positions: str = "lattice", record_every: float | None = None, nbins: int | None = None,
              params: dict | None = None, coupling: str = "auto", implicit: bool = True,
              noise=None, jacobian_every: int = 1, dt_guard: str = "refine",
-             dt_tol: float = DEFAULT_TOL) -> SimulationResult:
+             dt_tol: float = DEFAULT_TOL, backend: str | None = None) -> SimulationResult:
     """Integrate the network of DESIGN.md §1 on [0, T] with step dt (see the module docstring).
 
     The run composes its parts (module docstring, "Module layout"): setup (particle_setup), the
@@ -262,6 +265,12 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     noise: optional callable(step, pop, dt, out) filling out (q, n_a) with the Brownian increments
           of that step (replaces the Generator's normals).  Steps are counted at the step in use: after
           a refinement by k, step numbers and dt are those of the refined step.
+    backend: 'numba' (the compiled step of the generated module, solvers.particle_compiled: low-rank
+          couplings; its own counter-based noise, so other random numbers than the NumPy path for the
+          same seed, identical steps when both get the same ``noise``), 'numpy' (the reference path),
+          or None (default): 'numba' for runs of at least AUTO_NEURON_STEPS neuron-steps where it
+          applies, else 'numpy' (a BackendFallback warning says why when a large run cannot be compiled).
+          The result's ``backend`` names the one used.
     """
     cm = resolve_model(model, params)
     n, T, dt, nsteps, jacobian_every = check_run(cm, n, T, dt, scheme=scheme, positions=positions,
@@ -277,8 +286,17 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     coup = cstep.coup
     use_implicit = cstep.kind == "exponential"
     sq = math.sqrt(n)
-    scheme_step = SchemeStep(cm, fn, pos, sizes, s.bpos, s.nbt, sq, scheme, s.rng, noise)
     guard = StepGuard(cm, coup, pos, n, cstep.kind, dt_guard, dt_tol, dt_requested)
+    used, _why = choose_backend(backend, cm, cstep, sum(sizes) * nsteps)
+    if used == "numba":
+        st, _, h_centres = static_inputs(cm, fn, pos, sizes, s.bpos, s.nbt, sq)
+        rec = Recorder(cm, s, n, nsteps, dt, record_every, lowrank=True, positions=positions,
+                       static_in=st, h_centres=h_centres, drive=fn["drive"])
+        dt, nsteps, _ = run_compiled(cm, s, cstep, guard, rec, n, nsteps, dt, scheme=scheme, seed=seed,
+                                     noise=noise)
+        return _result(cm, s, n, T, dt, seed, scheme, positions, coup, use_implicit, rec, guard, cstep,
+                       dt_requested, "numba")
+    scheme_step = SchemeStep(cm, fn, pos, sizes, s.bpos, s.nbt, sq, scheme, s.rng, noise)
     rec = Recorder(cm, s, n, nsteps, dt, record_every, lowrank=cstep.lowrank, positions=positions,
                    static_in=scheme_step.static_in, h_centres=scheme_step.h_centres, drive=fn["drive"])
     times = rec.times
@@ -329,11 +347,17 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
                     blowup(cm, X, None, t + dt, "the states", pop=pops[ia], implicit=use_implicit)
             step += 1
 
+    return _result(cm, s, n, T, dt, seed, scheme, positions, coup, use_implicit, rec, guard, cstep,
+                   dt_requested, "numpy")
+
+
+def _result(cm, s, n, T, dt, seed, scheme, positions, coup, use_implicit, rec, guard, cstep, dt_requested,
+            backend) -> SimulationResult:
     return SimulationResult(
         model=cm, n=n, T=T, dt=dt, seed=seed, scheme=scheme, positions_kind=positions,
-        coupling=coup.kind, implicit=use_implicit, sizes=dict(zip(pops, sizes)), times=times,
+        coupling=coup.kind, implicit=use_implicit, sizes=dict(zip(s.pops, s.sizes)), times=rec.times,
         mean=rec.mean, variance=rec.var, gbar=rec.gbar, lam=rec.lam, lam_state=rec.lam_state,
         bin_centres=s.bin_centres,
-        bin_positions=s.bpos, final_states=dict(zip(pops, X)), positions=dict(zip(pops, pos)),
+        bin_positions=s.bpos, final_states=dict(zip(s.pops, s.X)), positions=dict(zip(s.pops, s.pos)),
         fast_eigenvalues=guard.eig, dt_requested=dt_requested, coupling_step=cstep.kind,
-        step_audit=guard.audit)
+        step_audit=guard.audit, backend=backend)

@@ -7,7 +7,9 @@ solver, started from the same initial distribution, gives two predictions of the
 averages: the finite-n McKean–Vlasov equation (DESIGN.md §4) at that n and the balanced limit
 (§3); for linear/additive models the neural field is run as a third, which must equal the
 kinetic limit.  Predictions are averaged over each position bin the way the particles are
-(5 lattice points per bin), lambda is read at the bin centre as the particles record it.
+(5 lattice points per bin on the ring, 5 x 5 on the torus, whose bins are the nbins x nbins products
+of the ring's in the particles' order b1 * nbins + b2), lambda is read at the bin centre as the
+particles record it.
 
 Time-step bias.  Euler–Maruyama with the stiff sqrt(n) coupling has an O(dt) bias that at large n
 exceeds the shrinking standard error (measured on ei_linear at n = 6400: the I mean moves by 1.5e-3
@@ -102,22 +104,43 @@ def _progress(msg, report):
         report(msg)
 
 
+def _bin_members(nbins):
+    """Lattice indices (nbins, SUB) per angle of the SUB solver points of each bin, centred on the
+    bin centre 2 pi b / nbins (solver lattice of nbins * SUB points per angle)."""
+    N = nbins * SUB
+    return (np.arange(nbins)[:, None] * SUB + np.arange(-(SUB // 2), SUB // 2 + 1)[None, :]) % N
+
+
 def _bin_average(field_, nbins, pos_dim):
-    """Average a lattice field (..., nbins*SUB per angle) over the SUB points of each bin
-    (centred); on a point there is one bin."""
+    """Average a lattice field (..., N) over the SUB points (ring) or SUB x SUB points (torus) of
+    each position bin, centred on the bin centre.  Ring: N = nbins SUB, result (..., nbins).  Torus:
+    N = (nbins SUB)^2 in the order of CompiledModel.grid (index i1 * nbins SUB + i2), result
+    (..., nbins^2) in the order of the particles' bins (solvers.coupling.bin_index: b1 * nbins + b2).
+    On a point there is one bin."""
     if pos_dim == 0:
         return field_
-    if pos_dim != 1:
-        raise ValueError("verify supports the point and the ring (torus: not yet)")
-    N = nbins * SUB
-    idx = (np.arange(nbins)[:, None] * SUB + np.arange(-(SUB // 2), SUB // 2 + 1)[None, :]) % N
-    return field_[..., idx].mean(axis=-1)
+    idx = _bin_members(nbins)
+    if pos_dim == 1:
+        return field_[..., idx].mean(axis=-1)
+    if pos_dim != 2:
+        raise ValueError(f"verify: position bins for {pos_dim} angles are not defined")
+    side = nbins * SUB
+    f = np.asarray(field_).reshape(np.shape(field_)[:-1] + (side, side))
+    f = f[..., idx, :].mean(axis=-2)                 # (..., nbins, side): first angle averaged per bin
+    f = f[..., idx].mean(axis=-1)                    # (..., nbins, nbins)
+    return f.reshape(f.shape[:-2] + (nbins * nbins,))
 
 
 def _bin_centre(field_, nbins, pos_dim):
+    """A lattice field at the bin centres (the solver points 0, SUB, 2 SUB, ... per angle), in the
+    particles' bin order."""
     if pos_dim == 0:
         return field_
-    return field_[..., ::SUB]
+    if pos_dim == 1:
+        return field_[..., ::SUB]
+    side = nbins * SUB
+    f = np.asarray(field_).reshape(np.shape(field_)[:-1] + (side, side))[..., ::SUB, ::SUB]
+    return f.reshape(f.shape[:-2] + (nbins * nbins,))
 
 
 def _window_weights(times, t0):
@@ -234,8 +257,6 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
     if cm.m != 1:
         raise ValueError(f"model {cm.name!r}: verify needs the kinetic solver, which handles m = 1 "
                          f"(the state has dimension {cm.m})")
-    if cm.pos_dim > 1:
-        raise ValueError(f"model {cm.name!r}: verify supports the point and the ring, not the torus yet")
     if not (0 <= s.t0 < s.T):
         raise ValueError(f"need 0 <= t0 < T, got t0 = {s.t0}, T = {s.T}")
     if s.seeds < 2:
@@ -248,6 +269,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
         _check_nx(s.nx)
     nbins = s.nbins if cm.pos_dim else 1
     s.nbins = nbins
+    nbt = cm.n_positions(nbins)          # position bins in all: nbins per angle (torus: nbins^2)
     P = cm.P
     t_start = time.perf_counter()
     timings = {}
@@ -276,7 +298,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
         bad = ", ".join(f"n = {n} (eigenvalue {stab[n]['leading'].real:.4g}{stab[n]['leading'].imag:+.4g}i)"
                         for n in unstable_sizes)
         if not s.unstable:
-            report = VerifyReport(cm.name, cm.populations, s, np.zeros(nbins), [], stability)
+            report = VerifyReport(cm.name, cm.populations, s, np.zeros(nbt), [], stability)
             report.checks = {"stability": {"passed": False, "message":
                              f"the finite-n state is not stable at {bad}: a stationary comparison is "
                              f"meaningless there; test smaller sizes, or the unstable regime with --unstable "
@@ -291,7 +313,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
             _progress(f"[verify {cm.name}] {res['message']}", progress)
     sizes = tuple(n for n in s.sizes if n not in unstable_sizes)     # the stationary comparisons
     if not sizes:
-        report = VerifyReport(cm.name, cm.populations, s, np.zeros(nbins), [], stability)
+        report = VerifyReport(cm.name, cm.populations, s, np.zeros(nbt), [], stability)
         report.checks = checks_extra
         report.passed = all(c["passed"] for c in checks_extra.values())
         report.timings = {"total": time.perf_counter() - t_start}
@@ -332,11 +354,11 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
                         "dt_bias": allbias.mean(axis=0),
                         "dt_bias_se": allbias.std(axis=0, ddof=1) / math.sqrt(allbias.shape[0])}
         # Wasserstein-1 per population and bin, final states pooled over seeds
-        w1 = np.zeros((P, nbins))
-        w1_lim = np.zeros((P, nbins))
-        w1_seeds = np.zeros((len(runs_n), P, nbins))
+        w1 = np.zeros((P, nbt))
+        w1_lim = np.zeros((P, nbt))
+        w1_seeds = np.zeros((len(runs_n), P, nbt))
         for ia, a in enumerate(cm.populations):
-            for b in range(nbins):
+            for b in range(nbt):
                 pooled = []
                 for r_i, r in enumerate(runs_n):
                     xs = r["final"][a][cm.e]
@@ -353,7 +375,7 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
                           "lam_series": fin["lam_series"], "particle_series": runs_n[0]["series"],
                           "samples": [[np.concatenate([r["final"][a][cm.e][_in_bin(r["positions"][a], b, nbins,
                                                                                     cm.pos_dim)]
-                                                       for r in runs_n]) for b in range(nbins)]
+                                                       for r in runs_n]) for b in range(nbt)]
                                       for a in cm.populations]}
         per_n.append(entry)
         _progress(f"[verify {cm.name}] kinetic finite n = {n}: {timings[f'kinetic_n{n}']:.1f} s", progress)
@@ -378,11 +400,12 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
 
 
 def _in_bin(pos, b, nbins, pos_dim):
+    """Mask of the neurons in position bin b (ring: b < nbins; torus: b = b1 * nbins + b2), the
+    particles' own binning (solvers.coupling.bin_index)."""
     if pos_dim == 0:
         return np.ones(len(pos[0]) if pos else 0, bool) if pos else slice(None)
-    th = np.mod(pos[0], 2 * np.pi)
-    idx = np.floor(th / (2 * np.pi / nbins) + 0.5).astype(int) % nbins
-    return idx == b
+    from .coupling import bin_index
+    return bin_index([np.mod(p, 2 * np.pi) for p in pos], nbins, pos_dim) == b
 
 
 def _field_window(cm, s, limit):

@@ -289,9 +289,11 @@ def test_solve_field_command(tmp_path, capsys):
     rec = json.loads((tmp_path / "f.json").read_text())
     assert rec["kind"] == "field" and rec["parameters"]["delta"] == 0.1
     assert (tmp_path / "f.npz").exists()
-    args = p.parse_args(["ring_ei", "--T", "1"])
-    args.n = 100.0
-    assert solve_field_command(args) == 2
+    args = p.parse_args(["ring_ei", "--T", "1", "--npos", "8"])
+    args.n = 100.0                          # the finite-n field (solve's shared --n)
+    assert solve_field_command(args) == 0
+    out = capsys.readouterr().out
+    assert "field-finite-n: model ring_ei, n = 100" in out and "max |lambda_step - sqrt(n)(W G + h)|" in out
     with pytest.raises(FieldNotApplicable):
         solve_field_command(p.parse_args(["ring_nonlinear", "--T", "1"]))
     assert solve_field_command(p.parse_args(["ring_nonlinear", "--T", "1", "--closure", "--npos", "8"])) == 0

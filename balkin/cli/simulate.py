@@ -1,5 +1,5 @@
-"""`balkin simulate MODEL --n N --T T --dt DT --seed S [--json FILE] [--npz FILE]`: particle simulation of the
-network (solvers.particles), printed as a table of time averages with batch-means standard errors
+"""`balkin simulate MODEL --n N --T T --dt DT --seed S [--backend auto|numba|numpy] [--json FILE] [--npz FILE]`:
+particle simulation of the network (solvers.particles), printed as a table of time averages with batch-means standard errors
 over the window [t0, T] (default t0 = T/2), optionally written as JSON (solvers.output schema plus
 'window', 'stderr', 'n', 'seed', 'dt')."""
 from __future__ import annotations
@@ -29,6 +29,10 @@ def add_command(subparsers) -> None:
                    help="when dt cannot resolve the fast coupling modes (|dt sqrt(n) mu| above the step's "
                         "accurate limit): refine dt (default), refuse with the largest accurate dt, or "
                         "off (only unstable explicit steps are refused)")
+    p.add_argument("--backend", choices=("auto", "numba", "numpy"), default="auto",
+                   help="the particle step: numba (the compiled step generated with the model; low-rank "
+                        "couplings), numpy (the reference path), or auto (default: numba for runs of at least "
+                        "10^7 neuron-steps where it applies, else numpy)")
     p.add_argument("--nbins", type=int, default=None, help="position bins per angle")
     p.add_argument("--record-every", type=float, default=None, help="time between records")
     p.add_argument("--t0", type=float, default=None, help="start of the averaging window (default T/2)")
@@ -60,7 +64,7 @@ def run(args) -> int:
     res = simulate(model_name(args.model), args.n, args.T, args.dt, seed=args.seed, scheme=args.scheme,
                    positions=args.positions, coupling=args.coupling, implicit=not args.explicit,
                    nbins=args.nbins, record_every=args.record_every, params=params or None,
-                   dt_guard=args.dt_guard)
+                   dt_guard=args.dt_guard, backend=None if args.backend == "auto" else args.backend)
     t0 = args.T / 2 if args.t0 is None else args.t0
     # short runs: fewer batches rather than no table (time_average refuses fewer than 2)
     in_window = int((res.times >= t0 - 1e-12 * max(1.0, res.T)).sum())
@@ -69,7 +73,7 @@ def run(args) -> int:
     sizes = ", ".join(f"{p}: {s}" for p, s in res.sizes.items())
     print(f"model {res.model.name}: n = {res.n} ({sizes}), T = {res.T}, dt = {res.dt}, seed = {res.seed}, "
           f"scheme {res.scheme}, coupling {res.coupling} ({res.coupling_step} step), "
-          f"positions {res.positions_kind}")
+          f"positions {res.positions_kind}, backend {res.backend}")
     au = res.step_audit
     print(f"step audit: largest |dt sqrt(n) mu| = {au['max_z']:.3g} (accurate limit {au['z_accurate']:.3g}, "
           f"{au['checks']} checks)" + "".join(f"; dt refined {old:g} -> {new:g} at t = {t:g} (|z| was {z:.3g})"

@@ -95,7 +95,8 @@ def write_plots(report: VerifyReport, outdir) -> list:
             if len(smp):
                 lo_, hi_ = np.percentile(smp, [0.1, 99.9])
                 ax.set_xlim(lo_ - 1.0, hi_ + 1.0)
-            ax.set_title(f"{a}, bin at theta = {float(np.ravel(report.bins)[b]):.2f}")
+            centre = np.atleast_1d(np.asarray(report.bins, float)[b])     # ring: theta; torus: (theta1, theta2)
+            ax.set_title(f"{a}, bin at theta = {', '.join(f'{c:.2f}' for c in centre)}")
             ax.set_xlabel("x")
             ax.legend(fontsize=7)
     _save(fig, out / f"{report.model}_densities.png", files)

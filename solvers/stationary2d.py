@@ -153,6 +153,11 @@ def solve_stationary2d(model, *, n: float | None = None, npos: int | None = None
     """The stationary state of an m = 2 model (module docstring): balanced (n None) or finite n.
     shape / intervals: the grid (None: automatic, solvers.grid2d).  Raises DriveOutsideRange,
     NoConvergence, GridError, ManifoldNotAttracting (if check_stability)."""
+    with np.errstate(under="ignore"):          # far tails: underflow to 0 is harmless
+        return _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_stability)
+
+
+def _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_stability):
     from .feasibility import check_drive
     from .lattice_coupling import LatticeCoupling
     m = model if isinstance(model, CompiledModel) else CompiledModel(model, params)

@@ -233,7 +233,7 @@ def choose_grid2d(model, *, npos: int = 32, n: float | None = None, init=None, s
     except Exception as exc:                       # no Gaussian stationary state known
         why = f"{type(exc).__name__}: {exc}"
     inits = _init_gaussians(m, init)
-    out_iv, sds, sources = [], {}, {}
+    out_iv, sds, sources, comp_src = [], {}, {}, {}
     for ia, a in enumerate(m.populations):
         m0, s0 = inits[ia]
         iv, sd_a = [], []
@@ -262,6 +262,8 @@ def choose_grid2d(model, *, npos: int = 32, n: float | None = None, init=None, s
             iv.append((float(lo), float(hi)))
             sd_a.append(float(cands[j][2]))
             src.append(f"{comps[k]}: {cands[j][3]}")
+            comp_src[(a, k)] = cands[j][3] if cands[j][3] else "given interval"
+
         if st is None:
             src.append(f"no stationary Gaussian state ({why})")
         out_iv.append(tuple(iv))
@@ -282,7 +284,7 @@ def choose_grid2d(model, *, npos: int = 32, n: float | None = None, init=None, s
                 raise GridError(
                     f"model {m.name!r}, population {a}, component {comps[k]}: resolving the density needs "
                     f"{nk} cells along {comps[k]}: the interval [{lo:.4g}, {hi:.4g}] is {(hi - lo) / sds[a][k]:.4g} "
-                    f"sd wide (s = {sds[a][k]:.4g}, from the {sources[a]}) at {CELLS_PER_SD} cells per sd, "
+                    f"sd wide (s = {sds[a][k]:.4g}, from the {comp_src[(a, k)]}) at {CELLS_PER_SD} cells per sd, "
                     f"above the cap N_MAX = {N_MAX}.  Give the grid yourself (shape=(n1, n2), intervals=...)")
             need.append(min(nk, N_MAX))
         shape = tuple(need)
@@ -300,6 +302,6 @@ def choose_grid2d(model, *, npos: int = 32, n: float | None = None, init=None, s
                     raise GridError(
                         f"model {m.name!r}, population {a}, component {comps[k]}: the grid [{lo:.4g}, {hi:.4g}] "
                         f"with {shape[k]} cells has {c:.3g} cells per sd of the density (s = {sds[a][k]:.4g}, "
-                        f"from the {sources[a]}); at least {MIN_CELLS_PER_SD} are needed (automatic grids use "
+                        f"from the {comp_src[(a, k)]}); at least {MIN_CELLS_PER_SD} are needed (automatic grids use "
                         f"{CELLS_PER_SD}): use more cells or leave shape out for the automatic grid")
     return grid

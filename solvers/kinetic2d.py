@@ -54,6 +54,7 @@ from .kinetic import (STEP_TOL, GridError, KineticError, KineticStepTooCoarse, e
                       unresolved_transient)
 from .output import Record, state_record, theta_list
 
+TRAPEZOID_Z_MAX = 0.5   # coupling_theta = 0.5: largest |dt nu| of a fast mode (rate error |z|^2/12 <= 2 %)
 NEG_TOL = 1e-5          # negatives up to this fraction of the block maximum are zeroed (and reported)
 RUN_SLACK = 0.95
 
@@ -165,11 +166,16 @@ class KineticSolver2D:
     (automatic); intervals: None (automatic) or per population ((lo1, hi1), (lo2, hi2)); n: None
     (balanced) or the network size of the finite-n equation; init: None (the model's INITIAL, else
     N(0, 1) per component), a (mean, sd) pair (each a number or 2 numbers) or a dict pop -> pair;
-    grid_check / step_check: "refuse" (default) or "off" (record only), as solvers.kinetic."""
+    grid_check / step_check: "refuse" (default) or "off" (record only), as solvers.kinetic.
+    coupling_theta (finite n): the multiplier held over a step is theta lambda_n+1 + (1 - theta)
+    lambda_n with lambda_n+1 = sqrt(n) (W gbar(p_n+1) + h): 1 (default, as m = 1) is implicit Euler in
+    the fast coupling, stable and damping at any dt but first order; 0.5 is the trapezoidal rule,
+    second order, for fast modes the step resolves (|dt nu| <= TRAPEZOID_Z_MAX, refused otherwise
+    under step_check="refuse": it would not damp an unresolved mode)."""
 
     def __init__(self, model, *, npos: int = 32, shape=None, intervals=None, n: float | None = None,
                  params=None, init=None, grid_check: str = "refuse", step_check: str = "refuse",
-                 grid: Grid2D | None = None):
+                 grid: Grid2D | None = None, coupling_theta: float = 1.0):
         from .lattice_coupling import lattice_range_basis, lattice_W
         self.model = m = model if isinstance(model, CompiledModel) else CompiledModel(model, params)
         check_model_m2(m)
@@ -180,6 +186,9 @@ class KineticSolver2D:
             if v not in ("refuse", "off"):
                 raise ValueError(f"{name} must be 'refuse' or 'off', got {v!r}")
         self.grid_check, self.step_check = grid_check, step_check
+        if coupling_theta not in (0.5, 1.0):
+            raise ValueError(f"coupling_theta must be 1 (implicit, the default) or 0.5 (trapezoidal), got {coupling_theta!r}")
+        self.theta = float(coupling_theta)
         self.npos = npos
         self.pos = m.grid(npos)
         self.Npos = m.n_positions(npos)
@@ -413,11 +422,13 @@ class KineticSolver2D:
         return q * (mass / q.sum(axis=(-1, -2), keepdims=True))
 
     def step(self, p, lam, t, dt, guess=None):
-        """One step; the multiplier at the end of the step solves the balance constraint (or the
-        finite-n relation) exactly for the step's affine dependence on it, linearised about ``guess``
-        (default: lam; the run passes the linear extrapolation 2 lam_n - lam_n-1, so that the neglected
-        second-order term in the change of lambda is O(dt^4) per step).  Returns (p, lam) or None when
-        the step produced a negative density beyond NEG_TOL."""
+        """One step from (p, lam = lambda_n); the multiplier held over the step (lambda_n+1 in the
+        balanced mode, theta lambda_n+1 + (1 - theta) lambda_n at finite n) solves the balance
+        constraint (or the finite-n relation) exactly for the step's affine dependence on it,
+        linearised about ``guess`` (default: lam; the run passes the linear extrapolation, so that the
+        neglected second-order term in the change of lambda is O(dt^4) per step).  Returns
+        (p_n+1, lambda_n+1) or None when the step produced a negative density beyond NEG_TOL."""
+        lam_n = lam
         if guess is not None:
             lam = guess
         basis, U = self._basis(t + dt)
@@ -450,9 +461,9 @@ class KineticSolver2D:
             A = U.T @ GZ
             rhs = -U.T @ (Gy + h)
         else:
-            s = np.sqrt(self.n)
-            A = np.eye(U.shape[1]) - s * U.T @ GZ
-            rhs = U.T @ (s * (Gy + h) - lam.reshape(-1))
+            s, th = np.sqrt(self.n), self.theta
+            A = np.eye(U.shape[1]) - th * s * U.T @ GZ
+            rhs = U.T @ (th * s * (Gy + h) - lam.reshape(-1) + (1 - th) * lam_n.reshape(-1))
         try:
             c = np.linalg.solve(A, rhs)
         except np.linalg.LinAlgError:
@@ -463,7 +474,15 @@ class KineticSolver2D:
         p_new = self._clip(p_new)
         if p_new is None:
             return None
-        return p_new, lam + dlam
+        if self.n is None or self.theta == 1.0:
+            return p_new, lam + dlam
+        return p_new, (lam + dlam - (1 - self.theta) * lam_n) / self.theta
+
+    def _held(self, end, lam_n):
+        """The multiplier held over a step whose end value is ``end``."""
+        if self.n is None or self.theta == 1.0:
+            return end
+        return self.theta * end + (1 - self.theta) * lam_n
 
     def _first_guess(self, p, lam, t, dt):
         """Without a history (first step, after halved steps) the change of lambda over the step can
@@ -474,10 +493,11 @@ class KineticSolver2D:
             out = self.step(p, lam, t, dt, guess)
             if out is None:
                 return None
-            if np.abs(out[1] - guess).max() <= 1e-10 * max(1.0, np.abs(guess).max()):
+            new = self._held(out[1], lam)
+            if np.abs(new - guess).max() <= 1e-10 * max(1.0, np.abs(guess).max()):
                 break
-            guess = out[1]
-        return out[1]
+            guess = new
+        return guess
 
     def _safe_step(self, p, lam, t, dt, depth=0, guess=None):
         out = self.step(p, lam, t, dt, guess)
@@ -566,6 +586,15 @@ class KineticSolver2D:
             au["max_z"], au["nu_at_max_z"] = float(dt * abs(nu[k])), [float(nu[k].real), float(nu[k].imag)]
         for v in nu:
             zz = dt * v
+            if self.theta == 0.5:
+                if abs(zz) > TRAPEZOID_Z_MAX and self.step_check == "refuse":
+                    raise KineticStepTooCoarse(
+                        f"model {self.model.name!r}: at t = {t:.6g} the finite-n fast matrix (n = {self.n:g}) has the "
+                        f"eigenvalue nu = {v.real:.6g}{v.imag:+.6g}i and dt = {dt:g} gives |dt nu| = {abs(zz):.3g} > "
+                        f"{TRAPEZOID_Z_MAX}: the trapezoidal coupling (coupling_theta=0.5) would not damp it; use "
+                        f"dt <= {TRAPEZOID_Z_MAX / abs(v):.4g} or coupling_theta=1", dt, TRAPEZOID_Z_MAX / abs(v), t,
+                        complex(v))
+                continue
             if abs(zz) <= z_acc:
                 continue
             dt_ok = z_acc / abs(v)
@@ -650,7 +679,7 @@ class KineticSolver2D:
         hist = []                                   # step-end multipliers of the last full steps
         for k in range(1, nsteps + 1):
             if len(hist) == 2:
-                guess = 2 * hist[1] - hist[0]
+                guess = self._held(2 * hist[1] - hist[0], lam)
             else:
                 guess = self._first_guess(p, lam, t, dt)
             p, lam, sub = self._safe_step(p, lam, t, dt, guess=guess)
@@ -692,7 +721,7 @@ class KineticSolver2D:
         if min(n1, n2) // 2 < 16 or p0 is not None:
             return {**out, "skipped": "too few cells" if p0 is None else "p0 given"}
         coarse = KineticSolver2D(self.model, npos=self.npos, n=self.n, init=self.init, grid_check="off",
-                                 step_check="off", grid=Grid2D(self.grid.intervals, (n1 // 2, n2 // 2), self.grid.sd,
+                                 step_check="off", coupling_theta=self.theta, grid=Grid2D(self.grid.intervals, (n1 // 2, n2 // 2), self.grid.sd,
                                                                self.grid.sd_source, False, self.grid.components))
         try:
             rc = coarse.run(T, dt, record_every=record_every, initial_layer=initial_layer, lam0=lam0,

@@ -136,4 +136,4 @@ def verify(model, *, progress: bool = False, params: dict | None = None, **setti
     from solvers.verify import VerifySettings
     from solvers.verify import verify as _verify
     cm = _compiled(model, params)
-    return _verify(cm, VerifySettings(**settings), progress=progress)
+    return _verify(cm, VerifySettings(**settings), progress=print if progress else None)

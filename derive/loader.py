@@ -25,7 +25,7 @@ def load_model(path) -> Model:
 def project_root() -> Path:
     """The folder holding balkin's own packages (its source tree, or site-packages when installed):
     the project of the shipped example models.  A user's model file has its own project
-    (solvers.loading.project_of)."""
+    (solvers.loading.project_of, which derive does not import)."""
     import generated
     return Path(generated.__file__).resolve().parent.parent
 
@@ -34,11 +34,3 @@ def model_files(root: Path | None = None) -> list[Path]:
     """The model files of a project: root/models/*.py (default: balkin's own shipped models)."""
     root = project_root() if root is None else root
     return sorted((Path(root) / "models").glob("[!_]*.py"))
-
-
-def relative_path(path) -> str:
-    """Path of a model file as recorded in generated code (MODEL_PATH): relative to the model file's
-    project root (the parent of its models/ folder, else its folder), so that a project, or a clone of
-    balkin, can be moved."""
-    from solvers.loading import recorded_path
-    return recorded_path(path)

@@ -155,24 +155,3 @@ def check_output_dir(path, flag: str = "--plots") -> None:
     if not os.access(anc, os.W_OK | os.X_OK):
         raise OutputPathError(f"{flag} {text}: cannot create it, {anc} is not writable")
 
-
-#: Output options of the CLI: attribute -> (flag, kind).
-OUTPUT_OPTIONS = {"derive_out": ("--out", "file"), "json": ("--json", "file"), "npz": ("--npz", "file"), "plots": ("--plots", "dir")}
-
-
-def check_output_args(args) -> None:
-    """Check every output path of a parsed command line (--json, --npz, --plots) before the run, and
-    that no two of them name the same file."""
-    seen = {}
-    for attr, (flag, kind) in OUTPUT_OPTIONS.items():
-        value = getattr(args, attr, None)
-        if value is None or value is False or (kind == "dir" and value == ""):
-            continue                    # --plots "": no figures (balkin demo, verify)
-        if kind == "file":
-            check_output_file(value, flag)
-        else:
-            check_output_dir(value, flag)
-        key = os.path.abspath(os.path.expanduser(os.fspath(value)))
-        if key in seen:
-            raise OutputPathError(f"{seen[key]} and {flag} name the same path {value}")
-        seen[key] = flag

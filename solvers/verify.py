@@ -38,7 +38,6 @@ the finite-n and limit densities per population and bin, with their spread over 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -96,12 +95,11 @@ class VerifyReport(Record):
                        "timings": self.timings})
 
 
-def _progress(msg, file):
-    """Progress lines go to ``file``; True means the current sys.stdout, None or False silent."""
-    if file is True:
-        file = sys.stdout
-    if file is not None and file is not False:
-        print(msg, file=file, flush=True)
+def _progress(msg, report):
+    """Progress lines go to the caller's ``report(msg)`` callable (the CLI prints them); None or False:
+    silent.  The engine itself never prints."""
+    if report:
+        report(msg)
 
 
 def _bin_average(field_, nbins, pos_dim):
@@ -220,11 +218,12 @@ class CoupledNoise:
         out *= math.sqrt(self.fine_dt)
 
 
-def verify(model, settings: VerifySettings | None = None, *, progress=True,
+def verify(model, settings: VerifySettings | None = None, *, progress=None,
            bias: dict | None = None, prediction_model=None) -> VerifyReport:
     """Run the verification (see the module docstring).
 
-    model: the network that is simulated (CompiledModel or name).  prediction_model: the model whose
+    model: the network that is simulated (CompiledModel or name).  progress: a callable taking one
+    line of progress (e.g. print), None for silence.  prediction_model: the model whose
     limit equations are the prediction (default: the same); tests of the verifier itself use a
     different one, or ``bias``, which adds constants to the finite-n prediction ({"mean": 0.05})."""
     from .particles import StepTooCoarse, simulate

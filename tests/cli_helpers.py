@@ -1,6 +1,6 @@
 """Helpers for tests that run the command line in-process (tests/test_cli_robustness.py,
 tests/test_user_project.py)."""
-from derive.cli import main
+from balkin.cli import main
 
 
 def run(argv, capsys):

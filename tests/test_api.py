@@ -63,7 +63,7 @@ def test_results_are_keyed_by_population_name(cm, tmp_path):
 
 
 def test_simulate_npz_from_the_cli(tmp_path, capsys):
-    from derive.cli import main
+    from balkin.cli import main
     out = tmp_path / "sim.npz"
     assert main(["simulate", "ei_linear", "--n", "200", "--T", "0.5", "--dt", "0.01", "--seed", "3",
                  "--npz", str(out)]) == 0

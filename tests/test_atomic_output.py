@@ -10,7 +10,8 @@ import pytest
 
 from solvers import resources
 from solvers.atomic import WRITTEN, atomic_open, atomic_savez
-from solvers.output import OutputPathError, check_output_args, check_output_dir, check_output_file, write_json
+from balkin.cli.errors import check_output_args
+from solvers.output import OutputPathError, check_output_dir, check_output_file, write_json
 
 
 def _leftovers(folder):

@@ -1,5 +1,5 @@
 """Hostile input to the `balkin` command line never ends in a traceback, and no output file is ever
-half-written (issue 14).  In-process runs of derive.cli.main plus two subprocess runs for signals."""
+half-written (issue 14).  In-process runs of balkin.cli.main plus two subprocess runs for signals."""
 from __future__ import annotations
 
 import json
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive import cli
+from balkin.cli import app as cli
 from cli_helpers import one_error_line, run
-from derive.cli import main
+from balkin.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,7 +136,7 @@ def _signal_run(tmp_path, sig):
     out.write_text('{"old": true}\n')
     before = out.read_bytes()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-m", "derive.cli", "simulate", "ring_ei", "--n", "20000", "--T",
+    p = subprocess.Popen([sys.executable, "-m", "balkin", "simulate", "ring_ei", "--n", "20000", "--T",
                           "100000", "--dt", "0.05", "--json", str(out)], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3.0)

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from derive import Model, Phi, Point, Population
 from derive.codegen import compile_module, function_specs, generate_source
-from derive.loader import load_model, model_files, relative_path
+from derive.loader import load_model, model_files
+from solvers.loading import recorded_path as relative_path
 from solvers.loading import StaleGeneratedModule, check_fresh, load_generated
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ def test_regeneration_is_byte_identical_across_processes(tmp_path):
         out = tmp_path / seed
         out.mkdir()
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        subprocess.run([sys.executable, "-m", "derive", "generate", "models/ring_ei.py",
+        subprocess.run([sys.executable, "-m", "balkin", "generate", "models/ring_ei.py",
                         "--out", str(out)], cwd=ROOT, env=env, check=True, capture_output=True)
         outs.append((out / "ring_ei.py").read_bytes())
     assert outs[0] == outs[1]
@@ -112,7 +113,7 @@ def test_stale_module_is_refused(tmp_path):
 
 
 def test_generate_check_names_stale_files(tmp_path, capsys):
-    from derive.cli import main
+    from balkin.cli import main
     assert main(["generate", "models/ei_linear.py", "--out", str(tmp_path)]) == 0
     assert main(["generate", "--check", "models/ei_linear.py", "--out", str(tmp_path)]) == 0
     target = tmp_path / "ei_linear.py"
@@ -131,8 +132,8 @@ def test_generated_modules_and_solvers_do_not_import_sympy():
     names = [p.stem for p in MODELS]
     code = ("import sys, importlib\n"
             f"for n in {names!r}: importlib.import_module('generated.' + n)\n"
-            "import solvers.compiled, solvers.loading, solvers.output, solvers.commands\n"
-            "import pkgutil, solvers\n"
+            "import pkgutil, solvers, balkin.cli\n"
+            "for m in pkgutil.iter_modules(balkin.cli.__path__): importlib.import_module('balkin.cli.' + m.name)\n"
             "for m in pkgutil.iter_modules(solvers.__path__): importlib.import_module('solvers.' + m.name)\n"
             "assert 'sympy' not in sys.modules, 'sympy was imported'\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
@@ -178,7 +179,7 @@ def test_random_polynomial_models_generate_exactly(model):
 
 
 def test_generate_refuses_to_overwrite_its_model_file(tmp_path):
-    from derive.cli import main
+    from balkin.cli import main
     model = tmp_path / "ei_linear.py"
     model.write_text((ROOT / "models" / "ei_linear.py").read_text())
     assert main(["generate", str(model), "--out", str(tmp_path)]) == 2

@@ -310,7 +310,7 @@ def test_latex_is_deterministic_across_processes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == doc
     out = tmp_path / "ring_ei.tex"
-    from derive.cli import main
+    from balkin.cli import main
     assert main(["derive", str(ROOT / "models" / "ring_ei.py"), "--latex", "--out", str(out)]) == 0
     assert out.read_text() == doc
 

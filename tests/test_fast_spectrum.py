@@ -1,5 +1,4 @@
-"""One fast-spectrum implementation (solvers.fast_spectrum, DESIGN.md §2 and §4b) and no import
-circles in derive/ and solvers/ (issue 10).
+"""One fast-spectrum implementation (solvers.fast_spectrum, DESIGN.md §2 and §4b; issue 10).
 
 The fast spectrum, mu = eig(W D) on Range(W) and nu = eig(diag(J) + sqrt(n) W D) at finite n, is
 computed by every solver through solvers.fast_spectrum; here the callers must agree on several models
@@ -16,9 +15,7 @@ at the same state:
   couplings) with the neurons on the lattice and the stationary slopes equal W D's eigenvalues;
 * the field solver's attraction check reports the spectrum's leading real part.
 """
-import ast
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,83 +28,10 @@ from solvers.lattice_coupling import LatticeCoupling, lattice_range_basis, latti
 from solvers.spectrum import spectrum
 from solvers.stationary import solve_finite_n
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("derive", "solvers")
-
 # (model, positions per angle, n): point and ring, linear and nonlinear drift, additive and
 # multiplicative noise
 CASES = [("ei_linear", 1, 1e4), ("ei_multiplicative", 1, 400.0), ("ring_ei", 16, 1e4),
          ("ring_nonlinear", 16, 1e4)]
-
-
-# ---- the import graph --------------------------------------------------------------------------
-
-def import_graph(root: Path = ROOT, packages=PACKAGES) -> dict:
-    """module -> set of modules of ``packages`` it imports anywhere (module level or inside functions),
-    from the source's syntax tree (nothing is imported)."""
-    mods = {f"{pkg}.{f.stem}": f for pkg in packages for f in sorted((root / pkg).glob("*.py"))}
-    graph = {}
-    for name, path in mods.items():
-        pkg = name.rsplit(".", 1)[0]
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                deps.update(a.name for a in node.names if a.name in mods)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = ".".join(pkg.split(".")[:len(pkg.split(".")) - node.level + 1])
-                    target = f"{base}.{node.module}" if node.module else base
-                else:
-                    target = node.module or ""
-                if target in mods:
-                    deps.add(target)
-                deps.update(f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in mods)
-        deps.discard(name)
-        graph[name] = deps
-    return graph
-
-
-def cycles(graph: dict) -> list:
-    """The strongly connected components with more than one module (Tarjan), each sorted."""
-    index, low, stack, on, out = {}, {}, [], set(), []
-
-    def visit(v):
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
-
-
-def test_cycle_finder_finds_a_planted_cycle():
-    g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
-    assert cycles(g) == [["a", "b", "c"]]
-
-
-def test_no_import_cycles_in_derive_and_solvers():
-    graph = import_graph()
-    assert "derive.validate" in graph and "solvers.stationary" in graph
-    assert "solvers.density1d" in graph["solvers.stationary"]            # the graph sees real imports
-    assert cycles(graph) == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles(graph))
 
 
 # ---- the implementations agree -----------------------------------------------------------------

@@ -12,7 +12,7 @@ import sympy as sp
 
 from derive import Model, Phi, Point, Population
 from derive import t as tsym
-from derive.cli import main
+from balkin.cli import main
 from derive.codegen import compile_module
 from solvers.balance_errors import GainRangeExceeded
 from solvers.compiled import CompiledModel

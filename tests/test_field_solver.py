@@ -16,7 +16,7 @@ from derive import Model, Phi, Point, Population, Ring, t
 from derive.codegen import compile_module
 from solvers.balance_errors import DriveOutsideRange
 from solvers.compiled import CompiledModel
-from solvers.cli_solve_field import add_field_arguments, solve_field_command
+from balkin.cli.solve_field import add_field_arguments, solve_field_command
 from solvers.field import FieldNotApplicable, FieldSolver, solve_field, stationary_field
 
 x, y = sp.symbols("x y")

@@ -96,7 +96,7 @@ def test_minimum_nx(nx):
 
 
 def test_cli_refuses_a_too_small_nx(capsys):
-    from derive.cli import main
+    from balkin.cli import main
     for nx in ("1", "0"):
         assert main(["solve", "ei_linear", "--kinetic", "--T", "1", "--nx", nx]) == 2
         assert f"at least {NX_MIN}" in capsys.readouterr().err

@@ -215,7 +215,7 @@ def test_nonlinear_stationary_states_converge_at_second_order(name, npos):
 
 def test_cli_kinetic_writes_json_and_npz(tmp_path, capsys):
     import json
-    from derive.cli import main
+    from balkin.cli import main
     js, npz = tmp_path / "k.json", tmp_path / "k.npz"
     assert main(["solve", "ei_linear", "--kinetic", "--T", "5", "--dt", "0.1", "--nx", "512",
                  "--json", str(js), "--npz", str(npz)]) == 0

@@ -91,7 +91,7 @@ def test_verify_refines_the_kinetic_step_until_the_transient_ends_before_its_win
     from solvers.verify import VerifySettings, _kinetic_window
     cm = CompiledModel("ei_linear")
     s = VerifySettings(T=1.0, t0=0.1, kinetic_dt=0.02)
-    w = _kinetic_window(cm, 1e4, s, initial_layer=False, progress=True)
+    w = _kinetic_window(cm, 1e4, s, initial_layer=False, progress=print)
     assert w["kinetic_dt"] < 0.02 and w["step_audit"]["transient"] <= s.t0
     assert "unresolved fast transient" in capsys.readouterr().out
     plain = KineticSolver(cm, n=1e4).run(1.0, 0.02, initial_layer=False, grid_convergence=False)

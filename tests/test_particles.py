@@ -434,7 +434,7 @@ def test_to_record_schema(ring_ei):
 
 
 def test_cli_simulate(tmp_path, capsys):
-    from derive.cli import main
+    from balkin.cli import main
     out = tmp_path / "o.json"
     rc = main(["simulate", "ei_linear", "--n", "200", "--T", "2", "--dt", "0.01", "--json", str(out)])
     assert rc == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from solvers.field import FieldSolver
-from solvers.cli_spectrum import print_spectrum
+from balkin.cli.spectrum import print_spectrum
 from solvers.spectrum import slow_jacobian, spectrum
 
 # ring_unstable's cos/sin-mode eigenvalue of W D (models/ring_unstable.py docstring)
@@ -167,7 +167,7 @@ def test_nonlinear_model_spectrum_from_the_stationary_solver(capsys):
 
 
 def test_balkin_spectrum_command(tmp_path, capsys):
-    from derive.cli import main
+    from balkin.cli import main
     path = tmp_path / "spec.json"
     assert main(["spectrum", "ring_unstable", "--n", "40000", "--npos", "16", "--json", str(path)]) == 0
     out = capsys.readouterr().out

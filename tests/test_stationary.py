@@ -22,7 +22,7 @@ from scipy import integrate
 from scipy.special import ndtr, ndtri
 
 from derive import Model, Phi, Point, Population, Ring
-from derive.cli import main as balkin
+from balkin.cli import main as balkin
 from derive.codegen import compile_module
 from solvers.balance_errors import (DensityError, DriveOutsideRange, GainRangeExceeded,
                                     ManifoldNotAttracting, NoConvergence)
@@ -400,7 +400,7 @@ def test_cli_stationary_balanced_and_finite_n(tmp_path, capsys):
 
 
 def test_cli_errors_and_placeholders(capsys):
-    from solvers import cli_solve
+    from balkin.cli import solve as cli_solve
     assert {"stationary", "kinetic", "field"} <= set(cli_solve.SOLVE_MODES)
     cli_solve.register_mode("dummy", cli_solve._not_implemented("dummy"), "a placeholder mode")
     try:                                   # the hook other modes use; placeholders exit 2
@@ -416,7 +416,7 @@ def test_cli_errors_and_placeholders(capsys):
 
 def test_solvers_do_not_import_sympy():
     code = ("import sys, solvers.stationary, solvers.density1d, solvers.lattice_coupling, "
-            "solvers.cli_solve; assert 'sympy' not in sys.modules, 'sympy imported'")
+            "balkin.cli.solve; assert 'sympy' not in sys.modules, 'sympy imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).resolve().parent.parent))
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import one_error_line, run
-from derive.cli import main
-from derive.project import EXAMPLE_MODEL, EXAMPLE_NAME
+from balkin.cli import main
+from balkin.project import EXAMPLE_MODEL, EXAMPLE_NAME
 from solvers.compiled import CompiledModel
 from solvers.loading import (PACKAGE_GENERATED, StaleGeneratedModule, load_generated, model_name,
                              path_module_name, project_of)

@@ -46,7 +46,7 @@ def test_verify_fails_when_predictions_use_other_parameters():
 
 
 def test_verify_cli_exit_codes_json_and_plots(tmp_path, capsys):
-    from derive.cli import main
+    from balkin.cli import main
     js = tmp_path / "v.json"
     args = ["verify", "ei_linear", "--sizes", "300,1200", "--seeds", "3", "--T", "6", "--t0", "2",
             "--json", str(js)]
@@ -69,10 +69,16 @@ def test_verify_rejects_bad_settings():
         verify("ei_linear", VerifySettings(sizes=(100, 200), seeds=1), progress=None)
 
 
-def test_demo_runs_end_to_end_with_reduced_sizes(capsys):
-    from derive.cli import main
-    rc = main(["demo", "--quick", "--plots", ""])
+def test_demo_runs_end_to_end_on_a_users_project(tmp_path, monkeypatch, capsys):
+    """`balkin demo --model FILE` on a project made by `balkin init`: the module is generated into the
+    project (not into balkin), and the pipeline runs through verify.  The default model is ring_ei."""
+    from balkin.cli import build_parser, main
+    assert build_parser().parse_args(["demo"]).model == "ring_ei"
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "proj"]) == 0
+    rc = main(["demo", "--model", "proj/models/my_ei.py", "--quick", "--plots", ""])
     out = capsys.readouterr().out
-    assert "== 1. derive" in out and "== 6. verify" in out and "demo finished" in out
-    assert "verdict:" in out
+    assert "== 1. derive proj/models/my_ei.py" in out and "wrote proj/generated/my_ei.py" in out
+    assert "== 6. verify" in out and "demo finished" in out and "verdict:" in out
+    assert (tmp_path / "proj" / "generated" / "my_ei.py").exists()
     assert rc in (0, 1)     # a smoke test: at these tiny sizes the verdict itself is not the point

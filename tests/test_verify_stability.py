@@ -72,7 +72,7 @@ def test_dt_bias_check_fails_a_coarse_step_and_passes_a_fine_one():
 
 
 def test_cli_verify_unstable_flag(capsys):
-    from derive.cli import main
+    from balkin.cli import main
     assert main(["verify", "ring_unstable", "--sizes", "400", "--seeds", "2"]) == 1
     err = capsys.readouterr().err
     assert "FAIL stability" in err and "n = 400" in err
@@ -98,7 +98,7 @@ def test_verify_and_demo_take_the_kinetic_grid():
 
 
 def test_cli_grid_flags(capsys):
-    from derive.cli import build_parser, main
+    from balkin.cli import build_parser, main
     assert main(["verify", "ei_linear", "--sizes", "400", "--nx", "8"]) == 2
     assert "16" in capsys.readouterr().err
     args = build_parser().parse_args(["demo", "--quick", "--nx", "400", "--xmin", "-6", "--xmax", "4"])
@@ -110,7 +110,7 @@ def test_verify_diagnoses_infeasible_balance_like_every_command(monkeypatch, cap
     and the gain's range, one line, exit status 2."""
     import sys
 
-    from derive.cli import main
+    from balkin.cli import main
     from solvers.balance_errors import GainRangeExceeded
     from test_feasibility import H3, W3
     x = sp.Symbol("x")

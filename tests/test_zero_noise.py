@@ -65,7 +65,7 @@ def _write_model(tmp_path, name, sigma_text):
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "derive", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "balkin", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -119,7 +119,7 @@ def generate_target(model_file, out_dir=None, *, create: bool = True) -> Path:
 def default_model_files() -> list[Path]:
     """`balkin generate` without model files: the models of the project in the current folder
     (./models/*.py), else balkin's shipped models when it runs from its source tree."""
-    from .loader import model_files, project_root
+    from derive.loader import model_files, project_root
     here = Path.cwd()
     if (here / "models").is_dir():
         files = model_files(here)

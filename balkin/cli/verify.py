@@ -7,7 +7,7 @@ import sys
 
 
 def add_command(subparsers) -> None:
-    from .verify import VerifySettings
+    from solvers.verify import VerifySettings
     d = VerifySettings()
     p = subparsers.add_parser("verify", help="check the limit equations against particle simulations "
                                              "(exit 0 on PASS, 1 on FAIL)")
@@ -36,9 +36,9 @@ def add_command(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .loading import model_name
-    from .output import write_json
-    from .verify import VerifySettings, verify
+    from solvers.loading import model_name
+    from solvers.output import write_json
+    from solvers.verify import VerifySettings, verify
     from .verify_report import print_report, write_plots
     try:
         sizes = tuple(int(float(v)) for v in args.sizes.split(",") if v.strip())
@@ -48,7 +48,7 @@ def run(args) -> int:
         raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
     s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins,
                        unstable=args.unstable, kinetic_dt=args.kinetic_dt, nx=args.nx, xmin=args.xmin, xmax=args.xmax)
-    report = verify(model_name(args.model), s)
+    report = verify(model_name(args.model), s, progress=lambda msg: print(msg, flush=True))
     print_report(report)
     if args.json:
         write_json(args.json, report.to_record())

@@ -5,7 +5,7 @@ Exactly one mode flag (--stationary, --kinetic, --field, ...) is given per call;
 (--n, --npos, --json, --param) are parsed for every mode.  To add a mode from another module, put
 there
 
-    from solvers.cli_solve import register_mode
+    from balkin.cli.solve import register_mode
     def add_arguments(parser): parser.add_argument("--T", type=float, ...)   # mode-specific options
     def run(args, model) -> int: ...                                          # model: CompiledModel
     register_mode("kinetic", run, "time-dependent kinetic Fokker-Planck solve", add_arguments)
@@ -23,10 +23,10 @@ from typing import Callable
 
 import numpy as np
 
-from .loading import model_name
+from solvers.loading import model_name
 
 #: Modules that register further solve modes (imported if present).
-MODE_MODULES = ("solvers.cli_solve_kinetic", "solvers.cli_solve_field")
+MODE_MODULES = ("balkin.cli.solve_kinetic", "balkin.cli.solve_field")
 MAX_ROWS_PER_POPULATION = 16      # positions printed per population (subsampled evenly beyond)
 
 
@@ -102,9 +102,9 @@ def time_dependence(model) -> list[str]:
 def run_stationary(args, model) -> int:
     """Refuses a model whose drift, input or drive depends on t unless --t says at which time the
     frozen (snapshot) problem is meant; checks feasibility (solvers.feasibility) first."""
-    from .feasibility import check_feasible
-    from .output import write_json
-    from .stationary import solve_balanced, solve_finite_n
+    from solvers.feasibility import check_feasible
+    from solvers.output import write_json
+    from solvers.stationary import solve_balanced, solve_finite_n
     t = args.t
     deps = time_dependence(model)
     if deps and t is None:
@@ -158,7 +158,7 @@ def _parse_params(items) -> dict:
 
 
 def cmd_solve(args) -> int:
-    from .compiled import CompiledModel
+    from solvers.compiled import CompiledModel
     if args.n is not None and not args.n > 0:
         raise ValueError(f"--n must be positive, got {args.n:g}")
     if args.npos is not None and args.npos < 1:

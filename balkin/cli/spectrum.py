@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 
-from .field import CLOSURE_NOTE
-from .spectrum import REL_TOL, Spectrum
+from solvers.field import CLOSURE_NOTE
+from solvers.spectrum import REL_TOL, Spectrum
 
 
 def _param(text: str):
@@ -40,16 +40,16 @@ def add_command(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .compiled import CompiledModel
-    from .loading import model_name
-    from .output import write_json
-    from .spectrum import spectrum
+    from solvers.compiled import CompiledModel
+    from solvers.loading import model_name
+    from solvers.output import write_json
+    from solvers.spectrum import spectrum
     if args.n is not None and not args.n > 0:
         raise ValueError(f"--n must be positive, got {args.n:g}")
     if args.npos is not None and args.npos < 1:
         raise ValueError(f"--npos must be positive, got {args.npos}")
     model = CompiledModel(model_name(args.model), dict(_param(t) for t in args.param))
-    from .feasibility import check_feasible
+    from solvers.feasibility import check_feasible
     check_feasible(model, t=0.0, npos=args.npos)          # infeasible balance: the same one-line diagnosis
     spec = spectrum(model, npos=args.npos, closure=args.closure)
     print_spectrum(spec, n=args.n)

@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 
-from .cli_solve import register_mode
-from .compiled import CompiledModel
-from .field import CLOSURE_NOTE, DEFAULT_DT, FieldResult, FieldSolver
+from .solve import register_mode
+from solvers.compiled import CompiledModel
+from solvers.field import CLOSURE_NOTE, DEFAULT_DT, FieldResult, FieldSolver
 
 def _add_once(parser, *flags, **kw):
     """Add an option unless another mode already defined it on the shared parser."""
@@ -77,8 +77,8 @@ def solve_field_command(args, model=None) -> int:
     """`balkin solve MODEL --field`: args carries model, T, dt, npos, json, npz, param, closure,
     record_every, no_initial_layer (missing attributes take their defaults); ``model`` (a
     CompiledModel) may be passed by a dispatcher that already built it.  Returns the exit status."""
-    from .loading import model_name
-    from .output import write_json
+    from solvers.loading import model_name
+    from solvers.output import write_json
     if getattr(args, "n", None) is not None:
         print("balkin solve: error: --field solves the balanced limit (n -> infinity); the finite-n field "
               "is not implemented (drop --n)", file=sys.stderr)
@@ -89,7 +89,7 @@ def solve_field_command(args, model=None) -> int:
         return 2
     if model is None:
         model = CompiledModel(model_name(args.model), _params(getattr(args, "param", None)))
-    from .feasibility import check_feasible
+    from solvers.feasibility import check_feasible
     check_feasible(model, t=0.0, npos=getattr(args, "npos", None))      # the same diagnosis as every command
     solver = FieldSolver(model, npos=getattr(args, "npos", None), closure=bool(getattr(args, "closure", False)))
     res = solver.run(T, getattr(args, "dt", None), record_every=getattr(args, "record_every", None),

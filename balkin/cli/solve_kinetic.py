@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from .cli_solve import MAX_ROWS_PER_POPULATION, _fmt_theta, register_mode
+from .solve import MAX_ROWS_PER_POPULATION, _fmt_theta, register_mode
 
 
 def add_arguments(p) -> None:
@@ -74,9 +74,9 @@ def print_kinetic(res, file=None) -> None:
 
 
 def run(args, model) -> int:
-    from .feasibility import check_feasible
-    from .kinetic import NX_MIN, KineticSolver, choose_grid
-    from .output import write_json
+    from solvers.feasibility import check_feasible
+    from solvers.kinetic import NX_MIN, KineticSolver, choose_grid
+    from solvers.output import write_json
     interval = None
     if (args.xmin is None) != (args.xmax is None):
         raise ValueError("give both --xmin and --xmax, or neither")
@@ -87,8 +87,8 @@ def run(args, model) -> int:
     if args.nx is not None and args.nx < NX_MIN:
         raise ValueError(f"--nx must be at least {NX_MIN} (cells of the x-grid per population), got {args.nx}")
     npos = args.npos or (64 if model.pos_dim == 1 else 16)
-    from .kinetic import NX_AUTO_MIN
-    from .resources import check_kinetic_run_memory
+    from solvers.kinetic import NX_AUTO_MIN
+    from solvers.resources import check_kinetic_run_memory
     # a lower bound first (the automatic grid has >= NX_AUTO_MIN cells), before any lattice work
     check_kinetic_run_memory(model, npos, args.nx or NX_AUTO_MIN, args.T, args.dt, args.record_every)
     check_feasible(model, t=0.0, npos=npos)

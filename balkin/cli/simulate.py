@@ -46,14 +46,14 @@ def _fmt(v, se):
 
 
 def run(args) -> int:
-    from .loading import model_name
-    from .output import write_json
-    from .particles import simulate
+    from solvers.loading import model_name
+    from solvers.output import write_json
+    from solvers.particles import simulate
 
-    from .resources import check_simulation_memory
+    from solvers.resources import check_simulation_memory
 
     params = dict(_param(t) for t in args.param)
-    from .feasibility import check_feasible
+    from solvers.feasibility import check_feasible
     check_feasible(model_name(args.model), t=0.0, params=params or None)   # infeasible balance: refuse first
     check_simulation_memory(args.model, args.n, args.T, args.dt, coupling=args.coupling,
                             record_every=args.record_every, nbins=args.nbins, params=params or None)

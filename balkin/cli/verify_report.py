@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from .verify import VerifyReport
+from solvers.verify import VerifyReport
 
 
 def print_report(report: VerifyReport, file=None) -> None:
@@ -50,7 +50,7 @@ def _save(fig, path, files: list) -> None:
     """Lay out, write atomically (solvers.atomic), close; the path joins ``files``."""
     import matplotlib.pyplot as plt
 
-    from .atomic import atomic_savefig
+    from solvers.atomic import atomic_savefig
     fig.tight_layout()
     files.append(path)
     atomic_savefig(fig, path, dpi=110)
@@ -70,7 +70,7 @@ def write_plots(report: VerifyReport, outdir) -> list:
         raise RuntimeError("--plots needs matplotlib: pip install -e '.[plot]'") from None
     from pathlib import Path
 
-    from .output import check_output_dir
+    from solvers.output import check_output_dir
     check_output_dir(outdir, "--plots")       # an existing non-folder is refused, not overwritten
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)

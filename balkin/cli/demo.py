@@ -1,4 +1,4 @@
-"""`balkin demo`: the whole pipeline on ring_ei in about a minute.
+"""`balkin demo [--model MODEL]`: the whole pipeline on a model (ring_ei by default, about a minute).
 
 derive (print the equations) -> generate (check the committed module is fresh) -> stationary
 balanced state -> kinetic transient (balanced and finite n) -> neural field -> verification against
@@ -7,24 +7,28 @@ particle simulations at three network sizes, with figures when matplotlib is ins
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 
-def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, t0=None,
+def run_demo(model="ring_ei", *, sizes=None, seeds=None, T=None, t0=None,
              plots="balkin-demo", quiet_derivation=False, out=print, nx=None, xmin=None, xmax=None) -> int:
-    """Run the pipeline; sizes, seeds, T, t0 default to those of `balkin verify`; nx, xmin, xmax: the
-    kinetic x-grid (None: automatic, solvers.kinetic.choose_grid), used by the kinetic runs and verify."""
+    """Run the pipeline on ``model`` (a shipped model's name, or a model file of a user's project:
+    its module is generated into the project's generated/ folder).  sizes, seeds, T, t0 default to
+    those of `balkin verify`; nx, xmin, xmax: the kinetic x-grid (None: automatic,
+    solvers.kinetic.choose_grid), used by the kinetic runs and verify.  Returns 0 when verify passes."""
+    from derive.codegen import generate_source
+    from derive.derivation import derive
+    from derive.loader import load_model
+    from derive.render_text import render
     from solvers.compiled import CompiledModel
     from solvers.kinetic import KineticSolver
-    from solvers.loading import load_generated
+    from solvers.loading import is_model_name, model_name, recorded_path, shown_path
     from solvers.stationary import solve_balanced
     from solvers.verify import VerifySettings, verify
-    from solvers.verify_report import print_report, write_plots
 
-    from .codegen import generate_source
-    from .derivation import derive
-    from .render_text import render
-    from .loader import load_model, project_root, relative_path
+    from balkin.project import generate_target
+
+    from .models import model_file
+    from .verify_report import print_report, write_plots
 
     if (xmin is None) != (xmax is None):
         raise ValueError(f"give both --xmin and --xmax or neither (got {xmin}, {xmax})")
@@ -35,25 +39,24 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, 
     T = dflt.T if T is None else T
     t0 = dflt.t0 if t0 is None else t0
     t_start = time.perf_counter()
-    root = project_root()
-    path = Path(model_file) if Path(model_file).is_absolute() else root / model_file
+    path = model_file(model)
+    ref = model if is_model_name(model) else model_name(path)
     model = load_model(path)
-    out(f"== 1. derive {relative_path(path)}")
+    out(f"== 1. derive {shown_path(path)}")
     d = derive(model)
     text = render(d)
     out(text if not quiet_derivation else text.splitlines()[0] + " ... (derivation printed by `balkin derive`)")
 
-    out(f"== 2. generate generated/{model.name}.py")
-    src = generate_source(model, path, d, recorded_path=relative_path(path))
-    target = root / "generated" / f"{model.name}.py"
+    target = generate_target(path)
+    out(f"== 2. generate {shown_path(target)}")
+    src = generate_source(model, path, d, recorded_path=recorded_path(path))
     if target.exists() and target.read_text() == src:
-        out(f"{target} is fresh (byte-identical regeneration)")
+        out(f"{shown_path(target)} is fresh (byte-identical regeneration)")
     else:
         from solvers.atomic import atomic_write_text
         atomic_write_text(target, src)
-        out(f"wrote {target}")
-    load_generated(model.name)
-    cm = CompiledModel(model.name)
+        out(f"wrote {shown_path(target)}")
+    cm = CompiledModel(ref)
 
     out("== 3. stationary balanced state")
     st = solve_balanced(cm, npos=16)
@@ -96,3 +99,24 @@ def run_demo(model_file="models/ring_ei.py", *, sizes=None, seeds=None, T=None, 
             out(f"figures skipped: {exc}")
     out(f"demo finished in {time.perf_counter() - t_start:.1f} s")
     return 0 if rep.passed else 1
+
+
+def cmd_demo(args) -> int:
+    grid = {"nx": args.nx, "xmin": args.xmin, "xmax": args.xmax}
+    if args.quick:
+        return run_demo(args.model, sizes=(200, 800), seeds=2, T=4.0, t0=1.5, plots=args.plots,
+                        quiet_derivation=True, **grid)
+    return run_demo(args.model, plots=args.plots, **grid)
+
+
+def add_command(sub) -> None:
+    m = sub.add_parser("demo", help="derive, generate, solve and verify a model (ring_ei: about a minute)")
+    m.add_argument("--model", default="ring_ei",
+                   help="a model file (e.g. proj/models/my_ei.py) or a shipped model's name (default ring_ei)")
+    m.add_argument("--plots", default="balkin-demo", help="folder for the figures (default balkin-demo/)")
+    m.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a verification)")
+    m.add_argument("--nx", type=int, default=None,
+                   help="kinetic x-grid cells (default: automatic, >= 20 cells per standard deviation)")
+    m.add_argument("--xmin", type=float, default=None, help="kinetic x-interval start (with --xmax)")
+    m.add_argument("--xmax", type=float, default=None, help="kinetic x-interval end (with --xmin)")
+    m.set_defaults(func=cmd_demo)

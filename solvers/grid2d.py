@@ -91,7 +91,7 @@ def gaussian_state(m: CompiledModel, npos: int, n: float | None = None, t: float
     (DESIGN.md §5b): Newton on lambda over the whole lattice from the balanced multiplier (Jacobian
     by forward differences).  Raises the field's errors (FieldNotApplicable, FieldError,
     NoConvergence) when there is none."""
-    from .field import FieldSolver, FieldNotApplicable  # noqa: F401  (re-raised to the caller)
+    from .field import FieldSolver
     lin = all(dict(m.module.LINEAR_ADDITIVE).values())
     fs = FieldSolver(m, npos=npos, closure=not lin)
     try:

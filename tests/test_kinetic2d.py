@@ -199,3 +199,19 @@ def test_adaptation_particles_match_the_finite_n_kinetic_transient():
     z = np.abs(est - kin) / se
     crit = sstats.t.ppf(1 - 1e-3 / (2 * z.size), S - 1)
     assert z.max() < crit, (z.round(2), crit)
+
+
+@pytest.mark.slow
+def test_verify_on_the_adaptation_model_passes():
+    """balkin.verify on an m = 2 model (solvers/verify_m2.py): particles at n = 500 and 2000 (3 seeds x 4
+    batches, dt and 2 dt Richardson) against the finite-n kinetic window averages per component (means,
+    variances, covariance of x and a, gbar, lambda): PASS, the worst |z| below the Bonferroni-corrected
+    Student-t quantile (measured 3.9 against 6.25), and the particles are closer to the finite-n
+    equation than to the balanced limit in W1 for both components."""
+    rep = balkin.verify(adaptation_model(), sizes=(500, 2000), seeds=3, T=6.0, t0=2.0, nbatch=4)
+    assert rep.passed, rep.failure_lines()
+    for e in rep.per_n:
+        for c in ("x", "a"):
+            assert (e["w1_finite_n_per_component"][c] < e["w1_limit_per_component"][c]).all()
+        assert set(e) >= {"mean_x", "mean_a", "var_x", "var_a", "cov_x_a", "gbar", "lam"}
+    json.loads(rep.to_json())

@@ -83,9 +83,10 @@ class Operator2D:
     h2: np.ndarray
 
 
-def _fitted(V, D, h, derivatives, degenerate):
-    """SG coefficients (fp1d.face_coefficients); where D = 0 and degenerate == "central" the central
-    flux a = V/2, b = -V/2 (derivatives 1/2, -1/2) instead of the upwind limit of SG."""
+def axis_coefficients(V, D, h, derivatives=False, degenerate="central"):
+    """(a, b, da/dV, db/dV) of the faces normal to one axis: SG (fp1d.face_coefficients); where D = 0
+    and degenerate == "central" the central flux a = V/2, b = -V/2 (derivatives 1/2, -1/2) instead of
+    the upwind limit of SG (module docstring)."""
     a, b, da, db = fp1d.face_coefficients(V, D, h, derivatives)
     if degenerate == "central":
         zero = np.asarray(D) == 0
@@ -102,16 +103,23 @@ def _fitted(V, D, h, derivatives, degenerate):
 
 
 def build_operator(V1, V2, D11, D22, D12_f1, D12_f2, h1, h2, e: int, derivatives: bool = True,
-                   degenerate: str = "central") -> Operator2D:
+                   degenerate: str = "central", other=None) -> Operator2D:
     """Operator2D from the velocity and half-diffusion at the faces: V1, D11 and D12_f1 at x1-faces
     (..., n1-1, n2); V2, D22, D12_f2 at x2-faces (..., n1, n2-1).  h1, h2: cell widths (broadcastable
-    to the batch with two trailing unit axes).  derivatives: also dA_e / dV_e (for the multiplier)."""
+    to the batch with two trailing unit axes).  derivatives: also dA_e / dV_e (for the multiplier).
+    other: the (a, b) of the axis that is not e, when already known (it does not depend on the
+    multiplier: the kinetic solver computes it once per time)."""
     h1 = np.asarray(h1, float)
     h2 = np.asarray(h2, float)
     d1 = derivatives and e == 0
     d2 = derivatives and e == 1
-    a1, b1, da1, db1 = _fitted(V1, D11, h1, d1, degenerate)
-    a2, b2, da2, db2 = _fitted(V2, D22, h2, d2, degenerate)
+    if other is not None:               # (a, b) of the axis without the multiplier, computed before
+        coef = axis_coefficients(V1, D11, h1, d1, degenerate) if e == 0 else axis_coefficients(V2, D22, h2, d2, degenerate)
+        (a1, b1, da1, db1), (a2, b2, da2, db2) = ((coef, (*other, None, None)) if e == 0 else
+                                                  ((*other, None, None), coef))
+    else:
+        a1, b1, da1, db1 = axis_coefficients(V1, D11, h1, d1, degenerate)
+        a2, b2, da2, db2 = axis_coefficients(V2, D22, h2, d2, degenerate)
     da, db = (da1, db1) if e == 0 else (da2, db2)
     m1 = m2 = None
     if (D12_f1 is not None and np.any(D12_f1 != 0)) or (D12_f2 is not None and np.any(D12_f2 != 0)):

@@ -222,6 +222,7 @@ class KineticSolver2D:
         self._diff = {}
         self._vel = {}
         self._ops = {}
+        self._other = {}
         self._drive_static = None
         self.clipped_mass = 0.0
 
@@ -309,7 +310,15 @@ class KineticSolver2D:
         else:
             V2 = V2 + L
         D11, D22, D12a, D12b = self.diffusion(t)
-        return fp2d.build_operator(V1, V2, D11, D22, D12a, D12b, self.h1, self.h2, e, derivatives)
+        static = self.static and not self.model_time_dependent_diffusion()
+        key = None if static else t
+        if key not in self._other:          # the axis without the multiplier: once per time
+            if len(self._other) >= 2:
+                self._other.pop(next(iter(self._other)))
+            Vo, Do, ho = (V2, D22, self.h2) if e == 0 else (V1, D11, self.h1)
+            self._other[key] = fp2d.axis_coefficients(Vo, Do, ho)[:2]
+        return fp2d.build_operator(V1, V2, D11, D22, D12a, D12b, self.h1, self.h2, e, derivatives,
+                                   other=self._other[key])
 
     def drive(self, t):
         if self._drive_static is not None:
@@ -433,15 +442,16 @@ class KineticSolver2D:
             lam = guess
         basis, U = self._basis(t + dt)
         op_now = self.operator(t, lam)
-        op_new = op_now if (self.static and not self.model_time_dependent_diffusion()) else self.operator(t + dt, lam)
+        autonomous = self.static and not self.model_time_dependent_diffusion()
+        op_new = op_now if autonomous else self.operator(t + dt, lam)
         th = fp2d.THETA_HV * dt
         e = self.model.e
         key = ("F", dt)
-        if self.static and key in self._ops:
+        if autonomous and key in self._ops:
             F_other = self._ops[key]
         else:
             F_other = fp2d.AxisFactors(op_new, 1 - e, th)
-            if self.static:
+            if autonomous:
                 self._ops = {key: F_other}
         F_e = fp2d.AxisFactors(op_new, e, th)
         F = (F_e, F_other) if e == 0 else (F_other, F_e)

@@ -215,3 +215,38 @@ def test_verify_on_the_adaptation_model_passes():
             assert (e["w1_finite_n_per_component"][c] < e["w1_limit_per_component"][c]).all()
         assert set(e) >= {"mean_x", "mean_a", "var_x", "var_a", "cov_x_a", "gbar", "lam"}
     json.loads(rep.to_json())
+
+
+ADAPT_FILE = '''"""Adaptation (m = 2): dx = (-x - a + lambda) dt + s dW, da = (x - a)/tau_a dt, g = Phi(x)."""
+import sympy as sp
+from balkin import Model, Phi, Point, Population
+x, a = sp.symbols("x a")
+s, tau, h = sp.symbols("s tau_a h_E")
+model = Model(name="adapt", state=[x, a], space=Point(),
+              populations=[Population("E", drift=[-x - a, (x - a) / tau], diffusion=[[s, 0], [0, 0]],
+                                      gain=Phi(x), drive=h)],
+              kernel={("E", "E"): -1.0}, parameters={s: 1.0, tau: 2.0, h: 0.3})
+'''
+
+
+def test_cli_solve_stationary_and_kinetic_on_m2(tmp_path, capsys):
+    """`balkin solve FILE --stationary --n N --json` and `--kinetic --cells N1 N2 --npz` on an m = 2 model
+    of a user's project: per-component tables, the JSON schema of README ("m = 2"), the NPZ arrays;
+    --nx is refused in one line naming --cells."""
+    from cli_helpers import one_error_line, run
+    proj = tmp_path / "proj"
+    assert run(["init", proj], capsys)[0] == 0
+    (proj / "models" / "adapt.py").write_text(ADAPT_FILE)
+    model = proj / "models" / "adapt.py"
+    assert run(["generate", model], capsys)[0] == 0
+    code, out, _ = run(["solve", model, "--stationary", "--n", "2000", "--json", tmp_path / "st.json"], capsys)
+    assert code == 0 and "mean_a" in out and "stationary-finite-n (m = 2)" in out
+    rec = json.loads((tmp_path / "st.json").read_text())
+    assert rec["components"] == ["x", "a"] and abs(rec["E"]["gbar"][0] - 0.3243) < 1e-3
+    code, out, _ = run(["solve", model, "--kinetic", "--T", "0.5", "--dt", "0.05", "--cells", "144", "304",
+                        "--npz", tmp_path / "k.npz"], capsys)
+    assert code == 0 and "kinetic-balanced (m = 2)" in out
+    with np.load(tmp_path / "k.npz") as z:
+        assert z["state_mean"].shape[-1] == 2 and z["marginal_a"].shape[-1] == 304
+    code, _, err = run(["solve", model, "--kinetic", "--nx", "64"], capsys)
+    assert code == 2 and "--cells" in one_error_line(err, "solve")

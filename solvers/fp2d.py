@@ -16,7 +16,9 @@ is split per face:
   flux  a = V/2, b = -V/2  (degenerate="central", the default; second order: 2.0e-3, 5.1e-4, 1.3e-4
   on the same grids); it is not monotone, but on grids that resolve the density (>= 6 cells per sd,
   solvers.grid2d) its negative values stay below 1e-9 of the maximum (6e-10 at 40 cells, 3e-12 at 160)
-  and the kinetic solver's positivity check zeroes and reports them.  degenerate="upwind" keeps the
+  and the kinetic solver's positivity check zeroes and reports them.  The first and last face of
+  the axis keep the upwind flux: a central flux there drains the boundary cell below zero where the
+  flow leaves it and the density grows inward (seen as negatives of 1e-4 of the maximum).  degenerate="upwind" keeps the
   SG (upwind) limit: monotone, first order.  Faces with a small but positive D keep SG;
 * mixed part (off-diagonal D12), central: at the x1-face (i+1/2, j)
       J1_mix = -D12 (p_i,j+1 + p_i+1,j+1 - p_i,j-1 - p_i+1,j-1) / (4 h2),
@@ -83,13 +85,18 @@ class Operator2D:
     h2: np.ndarray
 
 
-def axis_coefficients(V, D, h, derivatives=False, degenerate="central"):
-    """(a, b, da/dV, db/dV) of the faces normal to one axis: SG (fp1d.face_coefficients); where D = 0
-    and degenerate == "central" the central flux a = V/2, b = -V/2 (derivatives 1/2, -1/2) instead of
-    the upwind limit of SG (module docstring)."""
+def axis_coefficients(V, D, h, derivatives=False, degenerate="central", axis=-1):
+    """(a, b, da/dV, db/dV) of the faces normal to one axis (the faces' index along ``axis`` of the
+    arrays: -2 for x1-faces, -1 for x2-faces): SG (fp1d.face_coefficients); where D = 0 and
+    degenerate == "central" the central flux a = V/2, b = -V/2 (derivatives 1/2, -1/2) instead of the
+    upwind limit of SG, except at the first and the last face (module docstring)."""
     a, b, da, db = fp1d.face_coefficients(V, D, h, derivatives)
     if degenerate == "central":
-        zero = np.asarray(D) == 0
+        zero = np.broadcast_to(np.asarray(D) == 0, a.shape).copy()
+        ends = [slice(None)] * zero.ndim
+        for end in (0, -1):
+            ends[axis] = end
+            zero[tuple(ends)] = False
         if zero.any():
             V = np.broadcast_to(V, a.shape)
             a = np.where(zero, 0.5 * V, a)
@@ -114,12 +121,13 @@ def build_operator(V1, V2, D11, D22, D12_f1, D12_f2, h1, h2, e: int, derivatives
     d1 = derivatives and e == 0
     d2 = derivatives and e == 1
     if other is not None:               # (a, b) of the axis without the multiplier, computed before
-        coef = axis_coefficients(V1, D11, h1, d1, degenerate) if e == 0 else axis_coefficients(V2, D22, h2, d2, degenerate)
+        coef = (axis_coefficients(V1, D11, h1, d1, degenerate, -2) if e == 0 else
+                axis_coefficients(V2, D22, h2, d2, degenerate, -1))
         (a1, b1, da1, db1), (a2, b2, da2, db2) = ((coef, (*other, None, None)) if e == 0 else
                                                   ((*other, None, None), coef))
     else:
-        a1, b1, da1, db1 = axis_coefficients(V1, D11, h1, d1, degenerate)
-        a2, b2, da2, db2 = axis_coefficients(V2, D22, h2, d2, degenerate)
+        a1, b1, da1, db1 = axis_coefficients(V1, D11, h1, d1, degenerate, -2)
+        a2, b2, da2, db2 = axis_coefficients(V2, D22, h2, d2, degenerate, -1)
     da, db = (da1, db1) if e == 0 else (da2, db2)
     m1 = m2 = None
     if (D12_f1 is not None and np.any(D12_f1 != 0)) or (D12_f2 is not None and np.any(D12_f2 != 0)):

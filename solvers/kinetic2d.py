@@ -315,8 +315,8 @@ class KineticSolver2D:
         if key not in self._other:          # the axis without the multiplier: once per time
             if len(self._other) >= 2:
                 self._other.pop(next(iter(self._other)))
-            Vo, Do, ho = (V2, D22, self.h2) if e == 0 else (V1, D11, self.h1)
-            self._other[key] = fp2d.axis_coefficients(Vo, Do, ho)[:2]
+            Vo, Do, ho, ax = (V2, D22, self.h2, -1) if e == 0 else (V1, D11, self.h1, -2)
+            self._other[key] = fp2d.axis_coefficients(Vo, Do, ho, axis=ax)[:2]
         return fp2d.build_operator(V1, V2, D11, D22, D12a, D12b, self.h1, self.h2, e, derivatives,
                                    other=self._other[key])
 

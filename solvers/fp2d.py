@@ -225,11 +225,11 @@ def hv_step(p, op_now: Operator2D, op_new: Operator2D, dt: float, *, tangent: bo
     th = THETA_HV
     F = factors or (AxisFactors(op_new, 0, th * dt), AxisFactors(op_new, 1, th * dt))
     e = op_new.e
-    Ap = apply(op_now, p)
     A_k_p = [apply_axis(op_now, 0, p), apply_axis(op_now, 1, p)]
+    Ap = A_k_p[0] + A_k_p[1] + apply_mixed(op_now, p)
     Y = p + dt * Ap
-    dY = dt * apply_derivative(op_now, p) if tangent else None
-    dAp = dY / dt if tangent else None
+    dAp = apply_derivative(op_now, p) if tangent else None
+    dY = dt * dAp if tangent else None
     for k in (0, 1):
         R = Y - th * dt * A_k_p[k]
         if tangent:
@@ -243,15 +243,16 @@ def hv_step(p, op_now: Operator2D, op_new: Operator2D, dt: float, *, tangent: bo
         else:
             Y = F[k].solve(R)
     Y2, dY2 = Y, dY
-    AY2 = apply(op_new, Y2)
+    A_k_Y2 = [apply_axis(op_new, 0, Y2), apply_axis(op_new, 1, Y2)]
+    AY2 = A_k_Y2[0] + A_k_Y2[1] + apply_mixed(op_new, Y2)
     Z = p + dt * Ap + 0.5 * dt * (AY2 - Ap)
     if tangent:
-        dZ = dt * dAp + 0.5 * dt * (apply(op_new, dY2) + apply_derivative(op_new, Y2) - dAp)
+        dA_Y2 = apply_derivative(op_new, Y2)
+        dZ = dt * dAp + 0.5 * dt * (apply(op_new, dY2) + dA_Y2 - dAp)
     for k in (0, 1):
-        AkY2 = apply_axis(op_new, k, Y2)
-        R = Z - th * dt * AkY2
+        R = Z - th * dt * A_k_Y2[k]
         if tangent:
-            dR = dZ - th * dt * (apply_axis(op_new, k, dY2) + (apply_derivative(op_new, Y2) if k == e else 0.0))
+            dR = dZ - th * dt * (apply_axis(op_new, k, dY2) + (dA_Y2 if k == e else 0.0))
             if k == e:
                 Z = F[k].solve(R)
                 dZ = F[k].solve(dR + th * dt * apply_derivative(op_new, Z))

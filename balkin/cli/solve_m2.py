@@ -9,7 +9,11 @@ import sys
 
 import numpy as np
 
-from .solve import MAX_ROWS_PER_POPULATION, _fmt_theta
+MAX_ROWS_PER_POPULATION = 16      # as balkin.cli.solve (not imported: solve imports this module)
+
+
+def _fmt_theta(pos, i) -> str:
+    return "-" if not pos else ",".join(f"{float(p[i]):.4f}" for p in pos)
 
 
 def _rows(N):

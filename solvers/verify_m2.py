@@ -11,7 +11,8 @@ grid (solvers.grid2d MIN_CELLS_PER_SD cells per sd, kinetic dt = settings.kineti
 correction is larger than the particles' standard error, the report says so.  The balanced limit
 (stationary2d with n = None) is reported beside it.
 
-Particles.  Each seed runs on [0, t0] and then in ``nbatch`` chunks over [t0, T] (each chunk starts from
+Particles.  Each seed runs on [0, t0] and then in ``nbatch`` chunks over [t0, T] (chunk lengths rounded
+to whole numbers of the coarse step 2 dt, so the window ends within nbatch dt of T; each chunk starts from
 the last states: the network is Markov in them), at dt and at 2 dt with the same Brownian path
 (solvers.verify.CoupledNoise), Richardson-extrapolated per batch, 2 m(dt) - m(2 dt), as in m = 1.  Per
 batch: gbar, lambda and the input component's mean from the records averaged over the chunk; the
@@ -31,6 +32,7 @@ an import circle).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -120,7 +122,13 @@ def verify_m2(model, settings, *, progress=None, common):
     limit_st = solve_stationary2d(cm, npos=npos, check_stability=False)
     limit = _stationary_fields(vc, limit_st, nbins, cm.pos_dim)
     per_n, stability = [], []
-    chunk = (s.T - s.t0) / s.nbatch
+    # chunks (batches) and t0 are whole numbers of coarse steps 2 dt; the window is [t0, t0 + nbatch chunk]
+    step2 = 2 * s.dt
+    if s.t0 <= 0 or abs(s.t0 / step2 - round(s.t0 / step2)) > 1e-9:
+        raise ValueError(f"model {cm.name!r}: verify for m = 2 needs t0 > 0 a whole number of steps 2 dt = {step2:g}, "
+                         f"got t0 = {s.t0:g}")
+    chunk = max(1, round((s.T - s.t0) / s.nbatch / step2)) * step2
+    window = dataclasses.replace(s, T=s.t0 + s.nbatch * chunk)
     for n in s.sizes:
         st = solve_stationary2d(cm, n=n, npos=npos, check_stability=False)
         w = st.eigenvalues
@@ -133,7 +141,7 @@ def verify_m2(model, settings, *, progress=None, common):
         if not stable:
             continue
         pred = _stationary_fields(vc, st, nbins, cm.pos_dim)
-        corr, audit = _transient_correction(vc, cm, n, s, npos)
+        corr, audit = _transient_correction(vc, cm, n, window, npos)
         pred = {q: pred[q] + corr[q] for q in quantities}
         batches = {q: [] for q in quantities}
         biases = {q: [] for q in quantities}

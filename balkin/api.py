@@ -81,12 +81,18 @@ def compile(model, *, params: dict | None = None):
 
 
 def stationary(model, *, n: float | None = None, npos: int | None = None, t: float = 0.0,
-               params: dict | None = None):
+               params: dict | None = None, **options):
     """The stationary state: balanced limit (n=None, W gbar + h = 0 with its multiplier lambda) or
-    the finite-n McKean-Vlasov state (lambda_n = sqrt(n) (W gbar + h)); solvers.stationary.
-    Refuses states the dynamics do not attract (finite n: diag(<f'>) + sqrt(n) W D)."""
+    the finite-n McKean-Vlasov state (lambda_n = sqrt(n) (W gbar + h)); solvers.stationary, or for a
+    state of dimension m = 2 solvers.stationary2d (options: shape=(n1, n2), intervals=...).
+    Refuses states the dynamics do not attract (finite n: diag(<f'>) + sqrt(n) W D); m >= 3 is refused."""
     from solvers.stationary import solve_balanced, solve_finite_n
     cm = _compiled(model, params)
+    if cm.m == 2:               # solvers.stationary2d: null vector of the discrete 2-D FP operator
+        from solvers.stationary2d import solve_stationary2d
+        return solve_stationary2d(cm, n=n, npos=npos, t=t, **options)
+    if options:
+        raise TypeError(f"stationary(): unexpected option(s) {sorted(options)} for m = 1")
     if n is None:
         return solve_balanced(cm, npos=npos, t=t)
     return solve_finite_n(cm, n, npos=npos, t=t)
@@ -97,9 +103,20 @@ def kinetic(model, *, T: float, dt: float = 0.05, n: float | None = None, npos: 
             params: dict | None = None, **run_options):
     """The kinetic Fokker-Planck equation on [0, T] (solvers.kinetic.KineticSolver): balanced
     limit (n=None) or finite n; automatic x-grid unless nx / interval are given; the result's
-    ``info`` holds the grid, its audit, the grid-convergence estimate and the step audit."""
+    ``info`` holds the grid, its audit, the grid-convergence estimate and the step audit.
+    A state of dimension m = 2 goes to solvers.kinetic2d.KineticSolver2D (options shape=(n1, n2),
+    interval = {pop: ((lo1, hi1), (lo2, hi2))}, init, coupling_theta); m >= 3 is refused."""
     from solvers.kinetic import KineticSolver
     cm = _compiled(model, params)
+    if cm.m == 2:               # solvers.kinetic2d; its grid is shape=(n1, n2) / intervals=...
+        from solvers.kinetic2d import KineticSolver2D
+        if nx is not None or scheme != "trbdf2":
+            raise ValueError(f"model {cm.name!r} has m = 2: nx and scheme belong to the m = 1 solver; give "
+                             f"shape=(n1, n2) (cells per component) or leave it out (automatic grid)")
+        solver_opts = {k: run_options.pop(k) for k in ("shape", "init", "coupling_theta", "grid_check",
+                                                        "step_check") if k in run_options}
+        ks2 = KineticSolver2D(cm, npos=npos, n=n, intervals=interval, **solver_opts)
+        return ks2.run(T, dt, record_every=record_every, **run_options)
     ks = KineticSolver(cm, npos=npos, nx=nx, interval=interval, n=n)
     return ks.run(T, dt, scheme=scheme, record_every=record_every, **run_options)
 

@@ -254,6 +254,10 @@ def verify(model, settings: VerifySettings | None = None, *, progress=None,
     cm = model if isinstance(model, CompiledModel) else CompiledModel(model)
     pm = cm if prediction_model is None else (
         prediction_model if isinstance(prediction_model, CompiledModel) else CompiledModel(prediction_model))
+    if cm.m == 2 and prediction_model is None and not bias:
+        import sys
+        from .verify_m2 import verify_m2   # m = 2 (per component); this module's helpers passed, not imported back
+        return verify_m2(cm, s, progress=progress, common=sys.modules[__name__])
     if cm.m != 1:
         raise ValueError(f"model {cm.name!r}: verify needs the kinetic solver, which handles m = 1 "
                          f"(the state has dimension {cm.m})")

@@ -113,6 +113,9 @@ def run_stationary(args, model) -> int:
                          f"(e.g. --t 0), or solve in time with --kinetic / --field")
     t = 0.0 if t is None else float(t)
     check_feasible(model, t=t, npos=args.npos)
+    if model.m == 2:
+        from .solve_m2 import run_stationary_m2
+        return run_stationary_m2(args, model, t)
     if args.n is None:
         res = solve_balanced(model, npos=args.npos, t=t)
     else:

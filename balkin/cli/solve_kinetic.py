@@ -23,6 +23,8 @@ def add_arguments(p) -> None:
     g.add_argument("--scheme", choices=("trbdf2", "euler"), default="trbdf2", help="time stepping")
     g.add_argument("--record-every", type=float, default=None, help="time between recorded moments")
     g.add_argument("--npz", metavar="FILE", help="write all arrays (densities included) as NPZ")
+    g.add_argument("--cells", type=int, nargs=2, metavar=("N1", "N2"), default=None,
+                   help="m = 2: cells per state component (default: automatic, solvers.grid2d)")
 
 
 def print_kinetic(res, file=None) -> None:
@@ -77,6 +79,9 @@ def run(args, model) -> int:
     from solvers.feasibility import check_feasible
     from solvers.kinetic import NX_MIN, KineticSolver, choose_grid
     from solvers.output import write_json
+    if model.m == 2:
+        from .solve_m2 import run_kinetic_m2
+        return run_kinetic_m2(args, model)
     interval = None
     if (args.xmin is None) != (args.xmax is None):
         raise ValueError("give both --xmin and --xmax, or neither")

@@ -51,6 +51,11 @@ def run(args) -> int:
         raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
     s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins,
                        unstable=args.unstable, kinetic_dt=args.kinetic_dt, nx=args.nx, xmin=args.xmin, xmax=args.xmax)
+    if args.plots:
+        from solvers.compiled import CompiledModel
+        if CompiledModel(model_name(args.model)).m == 2:
+            raise ValueError("--plots: the figures of verify are not implemented for m = 2 models yet (the "
+                             "--json output holds every number, marginals included)")
     report = verify(model_name(args.model), s, progress=lambda msg: print(msg, flush=True),
                     scheduler=args.scheduler.strip())
     print_report(report)

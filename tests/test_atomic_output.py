@@ -89,6 +89,12 @@ def test_check_output_args_refuses_two_flags_on_one_path(tmp_path):
     with pytest.raises(OutputPathError, match="same path"):
         check_output_args(A())
 
+    class B:                                 # balkin sweep: --csv is an output like the others
+        json = str(tmp_path / "t")
+        csv = str(tmp_path / "t")
+    with pytest.raises(OutputPathError, match="--json and --csv name the same path"):
+        check_output_args(B())
+
 
 def test_available_memory_and_override(monkeypatch):
     monkeypatch.delenv("BALKIN_MEMORY_AVAILABLE", raising=False)

@@ -99,7 +99,7 @@ def check_arguments(args) -> None:
 
 #: The output options of the commands: attribute -> (flag, file or dir).
 OUTPUT_OPTIONS = {"derive_out": ("--out", "file"), "json": ("--json", "file"), "npz": ("--npz", "file"),
-                  "plots": ("--plots", "dir")}
+                  "csv": ("--csv", "file"), "plots": ("--plots", "dir")}
 
 
 def check_output_args(args) -> None:

@@ -76,10 +76,7 @@ def _bar(stream):
 
 
 def run(args) -> int:
-    import os
-
     from solvers.loading import model_name
-    from solvers.output import OutputPathError, check_output_file
     from solvers.sweep import sweep
     from .sweep_report import print_summary, write_plots
     axes, fixed = parse_params(args.sweep_params)
@@ -91,9 +88,6 @@ def run(args) -> int:
         raise ValueError(f"--check-particles must be >= 0, got {args.check_particles}")
     if args.check_particles and args.n is None:
         raise ValueError("--check-particles needs --n (the network size of the particle ensembles)")
-    check_output_file(args.csv, "--csv")
-    if args.csv and args.json and os.path.abspath(args.csv) == os.path.abspath(args.json):
-        raise OutputPathError(f"--json and --csv name the same path {args.csv}")
     scheduler = args.scheduler.strip()
     res = sweep(model_name(args.model), axes, n=args.n, npos=args.npos, params=fixed, scheduler=scheduler,
                 refine=not args.no_refine, check_particles=args.check_particles, critical_n=args.critical_n,

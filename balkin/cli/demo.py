@@ -101,7 +101,7 @@ def run_demo(model="ring_ei", *, sizes=None, seeds=None, T=None, t0=None,
     try:
         rep = verify(cm, VerifySettings(sizes=tuple(sizes), seeds=seeds, T=T, t0=t0, nx=nx, xmin=xmin,
                                         xmax=xmax), progress=None)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:     # m >= 2: a refusal of the 2-D verify (e.g. its grid)
         if cm.m == 1:
             raise
         out(f"  skipped: {exc}")

@@ -24,9 +24,9 @@ import importlib.util
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from .atomic import atomic_write_text
 from .loading import PACKAGE_GENERATED, package_is_installed_copy
 
 CACHE_DIRNAME = "__numba_cache__"
@@ -55,9 +55,15 @@ def numba_missing() -> str | None:
     return None
 
 
-def source_hash(src: str) -> str:
-    """sha256 of the numba source text (the cache key)."""
-    return hashlib.sha256(src.encode()).hexdigest()
+#: The run-time the generated source imports (solvers/numba_runtime.py): part of the cache key, since
+#: numba's cache does not see a change in a function it calls from another file.
+RUNTIME_FILE = Path(__file__).resolve().with_name("numba_runtime.py")
+
+
+def source_hash(src) -> str:
+    """The cache key: sha256 of the numba source text (str or bytes) followed by the run-time's text."""
+    data = src.encode() if isinstance(src, str) else src
+    return hashlib.sha256(data + b"\0" + RUNTIME_FILE.read_bytes()).hexdigest()
 
 
 def user_cache_root() -> Path:
@@ -92,18 +98,6 @@ def step_folder(module) -> Path:
     return root / f"{module.MODEL_NAME}-{source_hash(src)[:16]}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def materialise(module) -> Path:
     """Write NUMBA_SOURCE into its hash-keyed folder (refusing a folder whose file does not match);
     remove the folders of other hashes of the same model next to the generated module.  Returns the
@@ -113,13 +107,13 @@ def materialise(module) -> Path:
     root, adjacent = cache_root(module)
     folder = root / f"{module.MODEL_NAME}-{full[:16]}"
     path = folder / f"{module.MODEL_NAME}_step.py"
-    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() != full:
+    if path.exists() and source_hash(path.read_bytes()) != full:
         shutil.rmtree(folder, ignore_errors=True)           # stale or damaged: never used
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("__pycache__"):              # machine code of another text
             shutil.rmtree(old, ignore_errors=True)
-        _atomic_write(path, src)
+        atomic_write_text(path, src)
     if adjacent:
         for other in root.glob(f"{module.MODEL_NAME}-*"):
             if other != folder and other.is_dir() and len(other.name) == len(folder.name):

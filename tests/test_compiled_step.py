@@ -249,10 +249,11 @@ def test_backend_choice_and_fallback(monkeypatch):
 
 
 def test_generated_source_is_plain():
-    """The numba section imports math, numpy and numba only (no SymPy) and is quoted verbatim."""
+    """The numba section imports math, numpy, numba and balkin's numba run-time only (no SymPy) and is
+    quoted verbatim."""
     src = CompiledModel("ring_ei").module.NUMBA_SOURCE
     imports = {ln.split()[1] for ln in src.splitlines() if ln.startswith(("import ", "from "))}
-    assert imports == {"math", "numba", "numpy"}
+    assert imports == {"math", "numba", "numpy", "solvers.numba_runtime"}
     assert "sympy" not in src
 
 

@@ -74,6 +74,7 @@ from .balance_errors import DriveOutsideRange, NoConvergence
 from .compiled import CompiledModel
 from .continuation import follow_flow
 from .lattice_coupling import lattice_range_basis, lattice_W
+from .lattice_multiplier import LatticeMultiplier
 from .output import Record, state_record, theta_list
 
 GAMMA = 2.0 - np.sqrt(2.0)
@@ -437,7 +438,7 @@ def gaussian_initial(mean=0.0, sd=1.0):
     return p0
 
 
-class KineticSolver:
+class KineticSolver(LatticeMultiplier):
     """Kinetic solver for one model (m = 1).
 
     model: CompiledModel or name; npos: lattice positions per angle (1 on a point);
@@ -653,15 +654,6 @@ class KineticSolver:
             self._V0 = out
         return out
 
-    def drive(self, t: float) -> np.ndarray:
-        """h at the lattice positions, (P, Npos) (cached when h does not depend on t)."""
-        if self._drive_static is not None:
-            return self._drive_static
-        h = self.model.drive(self.pos, t)
-        if not any(self.model.drive_time_dependent(a) for a in self.model.populations):
-            self._drive_static = h
-        return h
-
     def gbar(self, p):
         """gbar[a, j] = sum_i g p h; p may carry a trailing RHS axis."""
         if p.ndim == 3:
@@ -674,13 +666,6 @@ class KineticSolver:
         mean = (X * p).sum(-1) * self.hv[..., 0] / mass
         var = ((X - mean[..., None]) ** 2 * p).sum(-1) * self.hv[..., 0] / mass
         return mass, mean, var
-
-    def W_apply(self, q):
-        """(W q) for q of shape (P, Npos) or (P, Npos, r)."""
-        P, N = self.model.P, self.Npos
-        if q.ndim == 2:
-            return (self.W @ q.reshape(P * N)).reshape(P, N)
-        return (self.W @ q.reshape(P * N, -1)).reshape(P, N, -1)
 
     def initial_density(self):
         m = self.model
@@ -791,16 +776,6 @@ class KineticSolver:
         alpha = 1.0 / (GAMMA * (2 - GAMMA))
         beta = (1 - GAMMA) ** 2 / (GAMMA * (2 - GAMMA))
         return fp1d.solve_factored(F, alpha * st1 - beta * p)
-
-    def _basis(self, t):
-        """Admissible lambda directions on the lattice, (P, Npos, r)."""
-        U = self.U
-        if self.n is not None:
-            hv = self.drive(t).reshape(-1)
-            extra = hv - U @ (U.T @ hv)
-            if np.linalg.norm(extra) > 1e-12 * max(1.0, np.linalg.norm(hv)):
-                U = np.concatenate([U, (extra / np.linalg.norm(extra))[:, None]], axis=1)
-        return U.reshape(self.model.P, self.Npos, -1), U
 
     def step(self, p, lam, t, dt, scheme):
         """One step; the multiplier at the end of the step solves the balance constraint (or the

@@ -52,6 +52,7 @@ from .grid2d import (EDGE_MASS_TOL, MIN_CELLS_PER_SD, Grid2D, _init_gaussians, c
                      choose_grid2d)
 from .kinetic import (STEP_TOL, GridError, KineticError, KineticStepTooCoarse, effective_sd,
                       unresolved_transient)
+from .lattice_multiplier import LatticeMultiplier
 from .output import Record, state_record, theta_list
 
 TRAPEZOID_Z_MAX = 0.5   # coupling_theta = 0.5: largest |dt nu| of a fast mode (rate error |z|^2/12 <= 2 %)
@@ -159,7 +160,7 @@ def _gauss(x, mu, sd):
     return np.where(e > -575.0, np.exp(np.maximum(e, -575.0)), 0.0)
 
 
-class KineticSolver2D:
+class KineticSolver2D(LatticeMultiplier):
     """Kinetic solver for one model with m = 2 (module docstring).
 
     model: CompiledModel or name; npos: lattice positions per angle; shape: (n1, n2) cells or None
@@ -320,14 +321,6 @@ class KineticSolver2D:
         return fp2d.build_operator(V1, V2, D11, D22, D12a, D12b, self.h1, self.h2, e, derivatives,
                                    other=self._other[key])
 
-    def drive(self, t):
-        if self._drive_static is not None:
-            return self._drive_static
-        h = self.model.drive(self.pos, t)
-        if not any(self.model.drive_time_dependent(a) for a in self.model.populations):
-            self._drive_static = h
-        return h
-
     # ---- functionals ----------------------------------------------------------------------------
     def gbar(self, p):
         """gbar[a, j] = sum g p h1 h2; p (P, N, n1, n2) or with a leading stack axis."""
@@ -354,12 +347,6 @@ class KineticSolver2D:
     def marginals(self, p):
         """(marginal along component 0 (P, N, n1), along component 1 (P, N, n2))."""
         return p.sum(axis=-1) * self.h2[..., 0], p.sum(axis=-2) * self.h1[..., 0]
-
-    def W_apply(self, q):
-        P, N = self.model.P, self.Npos
-        if q.ndim == 2:
-            return (self.W @ q.reshape(P * N)).reshape(P, N)
-        return (self.W @ q.reshape(P * N, -1)).reshape(P, N, -1)
 
     # ---- initial density and layer ----------------------------------------------------------------
     def _init_values(self, ia, a, shift):
@@ -406,15 +393,6 @@ class KineticSolver2D:
         return self.initial_density(d), d
 
     # ---- step ---------------------------------------------------------------------------------
-    def _basis(self, t):
-        U = self.U
-        if self.n is not None:
-            hv = self.drive(t).reshape(-1)
-            extra = hv - U @ (U.T @ hv)
-            if np.linalg.norm(extra) > 1e-12 * max(1.0, np.linalg.norm(hv)):
-                U = np.concatenate([U, (extra / np.linalg.norm(extra))[:, None]], axis=1)
-        return U.reshape(self.model.P, self.Npos, -1), U
-
     def _clip(self, p):
         """Zero negatives of at most NEG_TOL x the block maximum, rescale each block to its mass; None
         when a larger negative value is present."""

@@ -83,18 +83,29 @@ def check_arguments(args) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
     for item in getattr(args, "param", None) or ():
-        if not isinstance(item, str):
-            continue
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--param expects NAME=VALUE, got {item!r}")
-        try:
-            v = float(value)
-        except ValueError:
-            raise ValueError(f"--param {name.strip()}: {value.strip()!r} is not a number") from None
-        if not math.isfinite(v):
-            raise ValueError(f"--param {name.strip()}: must be a finite number, got {value.strip()}")
+        if isinstance(item, str):
+            param_value(item)
     check_output_args(args)
+
+
+def param_value(item: str, expects: str = "NAME=VALUE") -> tuple[str, float]:
+    """One `--param NAME=VALUE`: (NAME, VALUE as a finite float), or a ValueError saying what is wrong."""
+    import math
+    name, sep, value = str(item).partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"--param expects {expects}, got {item!r}")
+    try:
+        v = float(value)
+    except ValueError:
+        raise ValueError(f"--param {name.strip()}: {value.strip()!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"--param {name.strip()}: must be a finite number, got {value.strip()}")
+    return name.strip(), v
+
+
+def param_dict(items) -> dict:
+    """{NAME: VALUE} of repeated `--param NAME=VALUE` options (None: none)."""
+    return dict(param_value(item) for item in items or ())
 
 
 #: The output options of the commands: attribute -> (flag, file or dir).

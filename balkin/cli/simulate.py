@@ -4,12 +4,7 @@ over the window [t0, T] (default t0 = T/2), optionally written as JSON (solvers.
 'window', 'stderr', 'n', 'seed', 'dt')."""
 from __future__ import annotations
 
-
-def _param(text: str):
-    if "=" not in text:
-        raise ValueError(f"--param expects NAME=VALUE, got {text!r}")
-    k, v = text.split("=", 1)
-    return k.strip(), float(v)
+from .errors import param_dict
 
 
 def add_command(subparsers) -> None:
@@ -56,7 +51,7 @@ def run(args) -> int:
 
     from solvers.resources import check_simulation_memory
 
-    params = dict(_param(t) for t in args.param)
+    params = param_dict(args.param)
     from solvers.feasibility import check_feasible
     check_feasible(model_name(args.model), t=0.0, params=params or None)   # infeasible balance: refuse first
     check_simulation_memory(args.model, args.n, args.T, args.dt, coupling=args.coupling,

@@ -25,6 +25,8 @@ import numpy as np
 
 from solvers.loading import model_name
 
+from .errors import param_dict
+
 #: Modules that register further solve modes (imported if present).
 MODE_MODULES = ("balkin.cli.solve_kinetic", "balkin.cli.solve_field")
 MAX_ROWS_PER_POPULATION = 16      # positions printed per population (subsampled evenly beyond)
@@ -147,26 +149,13 @@ def _load_mode_modules() -> None:
                 raise
 
 
-def _parse_params(items) -> dict:
-    out = {}
-    for item in items or ():
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--param expects NAME=VALUE, got {item!r}")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"--param {name.strip()}: {value!r} is not a number") from None
-    return out
-
-
 def cmd_solve(args) -> int:
     from solvers.compiled import CompiledModel
     if args.n is not None and not args.n > 0:
         raise ValueError(f"--n must be positive, got {args.n:g}")
     if args.npos is not None and args.npos < 1:
         raise ValueError(f"--npos must be positive, got {args.npos}")
-    model = CompiledModel(model_name(args.model), _parse_params(args.param))
+    model = CompiledModel(model_name(args.model), param_dict(args.param))
     return SOLVE_MODES[args.mode].run(args, model)
 
 

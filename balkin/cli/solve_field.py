@@ -9,9 +9,11 @@ import sys
 
 import numpy as np
 
+from .errors import param_dict
 from .solve import register_mode
 from solvers.compiled import CompiledModel
 from solvers.field import CLOSURE_NOTE, DEFAULT_DT, FieldResult, FieldSolver, FieldStationary
+
 
 def _add_once(parser, *flags, **kw):
     """Add an option unless another mode already defined it on the shared parser."""
@@ -39,16 +41,6 @@ def add_field_arguments(parser) -> None:
                      ("--json", dict(metavar="FILE", default=None, help="write the result as JSON")),
                      ("--param", dict(action="append", metavar="NAME=VALUE", help="override a parameter"))):
         _add_once(parser, flag, **kw)
-
-
-def _params(items) -> dict:
-    out = {}
-    for item in items or ():
-        name, sep, value = str(item).partition("=")
-        if not sep:
-            raise ValueError(f"--param expects NAME=VALUE, got {item!r}")
-        out[name.strip()] = float(value)
-    return out
 
 
 def print_field(res: FieldResult, file=None, max_rows: int = 16) -> None:
@@ -139,7 +131,7 @@ def solve_field_command(args, model=None) -> int:
               file=sys.stderr)
         return 2
     if model is None:
-        model = CompiledModel(model_name(args.model), _params(getattr(args, "param", None)))
+        model = CompiledModel(model_name(args.model), param_dict(getattr(args, "param", None)))
     from solvers.feasibility import check_feasible
     if n is None:
         check_feasible(model, t=0.0, npos=getattr(args, "npos", None))  # the same diagnosis as every command

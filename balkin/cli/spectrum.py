@@ -12,15 +12,7 @@ import numpy as np
 from solvers.field import CLOSURE_NOTE
 from solvers.spectrum import REL_TOL, Spectrum
 
-
-def _param(text: str):
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise ValueError(f"--param expects NAME=VALUE, got {text!r}")
-    try:
-        return name.strip(), float(value)
-    except ValueError:
-        raise ValueError(f"--param {name.strip()}: {value!r} is not a number") from None
+from .errors import param_dict
 
 
 def add_command(subparsers) -> None:
@@ -48,7 +40,7 @@ def run(args) -> int:
         raise ValueError(f"--n must be positive, got {args.n:g}")
     if args.npos is not None and args.npos < 1:
         raise ValueError(f"--npos must be positive, got {args.npos}")
-    model = CompiledModel(model_name(args.model), dict(_param(t) for t in args.param))
+    model = CompiledModel(model_name(args.model), param_dict(args.param))
     from solvers.feasibility import check_feasible
     check_feasible(model, t=0.0, npos=args.npos)          # infeasible balance: the same one-line diagnosis
     spec = spectrum(model, npos=args.npos, closure=args.closure)

@@ -10,8 +10,9 @@ on a Dask LocalCluster of this machine's cores by default (--scheduler serial: i
 This module never imports SymPy."""
 from __future__ import annotations
 
-import math
 import sys
+
+from .errors import param_value
 
 
 def add_command(subparsers) -> None:
@@ -47,15 +48,8 @@ def parse_params(items) -> tuple[list, dict]:
         if ":" in value:
             axes.append(parse_range(item))
             continue
-        if not sep or not name.strip():
-            raise ValueError(f"--param expects NAME=START:STOP:COUNT or NAME=VALUE, got {item!r}")
-        try:
-            v = float(value)
-        except ValueError:
-            raise ValueError(f"--param {name.strip()}: {value.strip()!r} is not a number") from None
-        if not math.isfinite(v):
-            raise ValueError(f"--param {name.strip()}: must be a finite number, got {value.strip()}")
-        fixed[name.strip()] = v
+        name, v = param_value(item, expects="NAME=START:STOP:COUNT or NAME=VALUE")
+        fixed[name] = v
     if not 1 <= len(axes) <= 2:
         raise ValueError(f"give one or two swept parameters --param NAME=START:STOP:COUNT (got {len(axes)})")
     clash = sorted({nm for nm, _ in axes} & set(fixed))

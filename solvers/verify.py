@@ -426,14 +426,13 @@ def _field_window(cm, s, limit):
     return diff
 
 
-def _checks(report: VerifyReport, results, field_check):
-    s = report.settings
-    checks = {}
-    # finite-n agreement
-    M = 0
-    worst = (0.0, None)
+def finite_n_z(report: VerifyReport, quantities) -> tuple:
+    """z = (particles - finite-n prediction) / se per size, quantity, population and bin, stored as
+    e[q]["z_finite_n"]; returns (number of comparisons M, (worst z, (n, quantity, population, bin,
+    error, se)))."""
+    M, worst = 0, (0.0, None)
     for e in report.per_n:
-        for q in ("mean", "gbar", "lam"):
+        for q in quantities:
             z = e[q]["err_finite_n"] / np.where(e[q]["se"] > 0, e[q]["se"], np.inf)
             e[q]["z_finite_n"] = z
             M += z.size
@@ -441,6 +440,14 @@ def _checks(report: VerifyReport, results, field_check):
             if abs(z[k]) > abs(worst[0]):
                 worst = (float(z[k]), (e["n"], q, report.populations[k[0]], int(k[1]),
                                        float(e[q]["err_finite_n"][k]), float(e[q]["se"][k])))
+    return M, worst
+
+
+def _checks(report: VerifyReport, results, field_check):
+    s = report.settings
+    checks = {}
+    # finite-n agreement
+    M, worst = finite_n_z(report, ("mean", "gbar", "lam"))
     dof = s.seeds * s.nbatch - 1
     zcrit = float(sstats.t.ppf(1 - ALPHA / (2 * M), dof))
     ok = abs(worst[0]) <= zcrit

@@ -229,16 +229,7 @@ def _checks_m2(vc, report, quantities) -> None:
     if unstable:
         checks["stability"] = {"passed": False, "message": f"the finite-n state is not stable at n = {unstable}: "
                                                            "no stationary comparison there"}
-    M, worst = 0, (0.0, None)
-    for e in report.per_n:
-        for q in quantities:
-            z = e[q]["err_finite_n"] / np.where(e[q]["se"] > 0, e[q]["se"], np.inf)
-            e[q]["z_finite_n"] = z
-            M += z.size
-            k = np.unravel_index(np.argmax(np.abs(z)), z.shape)
-            if abs(z[k]) > abs(worst[0]):
-                worst = (float(z[k]), (e["n"], q, report.populations[k[0]], int(k[1]),
-                                       float(e[q]["err_finite_n"][k]), float(e[q]["se"][k])))
+    M, worst = vc.finite_n_z(report, quantities)
     dof = s.seeds * s.nbatch - 1
     if M:
         zcrit = float(sstats.t.ppf(1 - vc.ALPHA / (2 * M), dof))

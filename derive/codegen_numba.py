@@ -55,7 +55,6 @@ RUNTIME_NAMES = ("BLOCK", "CHUNK", "_FI", "_KI", "_WI", "_ZIG_R", "_ZIG_V", "_ex
                  "_normal", "_normal_from", "_philox", "_philox_block")
 
 
-
 class ScalarPrinter(PythonCodePrinter):
     """Scalar Python (math.*) for numba: the NumPy printer's special functions as the helpers above."""
 

@@ -13,7 +13,7 @@ Model 'ring_unstable': state ['x'], space Ring(theta, phi), noise ito, synaptic 
 """
 # balkin model hash (canonical form): 172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a
 # balkin model source hash (sha256): 39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8
-# balkin generator version 1, hash f62f1e1716e833c25fa7ce0c1b270b69516d98a2c047e2120c7a228ba8c7e543
+# balkin generator version 1, hash 0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_unstable.py'
 MODEL_HASH = '172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a'
 MODEL_SOURCE_HASH = '39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = 'f62f1e1716e833c25fa7ce0c1b270b69516d98a2c047e2120c7a228ba8c7e543'
+GENERATOR_HASH = '0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -151,10 +151,17 @@ def _import_path(gen: Path):
     hit = _BY_PATH.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
-    name = path_module_name(gen)
-    spec = importlib.util.spec_from_file_location(name, gen)
+    module = import_file(gen, path_module_name(gen))
+    _BY_PATH[key] = (stamp, module)
+    return module
+
+
+def import_file(path: Path, name: str):
+    """Import the Python file ``path`` as the module ``name`` (registered in sys.modules, removed
+    again if executing it fails)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the generated module {gen}")
+        raise ImportError(f"cannot load the module file {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -162,7 +169,6 @@ def _import_path(gen: Path):
     except BaseException:
         sys.modules.pop(name, None)
         raise
-    _BY_PATH[key] = (stamp, module)
     return module
 
 

@@ -20,14 +20,12 @@ No SymPy.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from .atomic import atomic_write_text
-from .loading import PACKAGE_GENERATED, package_is_installed_copy
+from .loading import PACKAGE_GENERATED, import_file, package_is_installed_copy
 
 CACHE_DIRNAME = "__numba_cache__"
 
@@ -137,15 +135,7 @@ def load_step(module):
     if hit is not None:
         return hit
     path = materialise(module)
-    name = f"balkin_numba_{full[:16]}_{module.MODEL_NAME}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    try:
-        spec.loader.exec_module(mod)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
+    mod = import_file(path, f"balkin_numba_{full[:16]}_{module.MODEL_NAME}")
     mod.SOURCE_HASH = full
     _LOADED[full] = mod
     return mod

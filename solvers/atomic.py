@@ -21,10 +21,11 @@ WRITTEN: list[str] = []
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix: str | None = None):
+def atomic_path(path, suffix: str | None = None, *, record: bool = True):
     """Yield a temporary path in the folder of ``path``; on success rename it to ``path``, on any
     exception (KeyboardInterrupt included) remove it and leave ``path`` untouched.  ``suffix``
-    (default: the target's) lets writers that look at the extension (matplotlib, NumPy) work."""
+    (default: the target's) lets writers that look at the extension (matplotlib, NumPy) work.
+    ``record=False``: not one of the user's outputs (a cache file), not listed in WRITTEN."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     sfx = target.suffix if suffix is None else suffix
@@ -43,23 +44,24 @@ def atomic_path(path, suffix: str | None = None):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    WRITTEN.append(str(path))
+    if record:
+        WRITTEN.append(str(path))
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode: str = "w", **kwargs):
+def atomic_open(path, mode: str = "w", *, record: bool = True, **kwargs):
     """open() on a temporary file in the same folder, renamed to ``path`` when the block succeeds."""
     if not any(c in mode for c in "wx"):
         raise ValueError(f"atomic_open writes files; mode must contain 'w', got {mode!r}")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, record=record) as tmp:
         with open(tmp, mode.replace("x", "w"), **kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
 
 
-def atomic_write_text(path, text: str) -> None:
-    with atomic_open(path, "w") as fh:
+def atomic_write_text(path, text: str, *, record: bool = True) -> None:
+    with atomic_open(path, "w", record=record) as fh:
         fh.write(text)
 
 

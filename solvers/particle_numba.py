@@ -111,7 +111,7 @@ def materialise(module) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("__pycache__"):              # machine code of another text
             shutil.rmtree(old, ignore_errors=True)
-        atomic_write_text(path, src)
+        atomic_write_text(path, src, record=False)       # a cache, not an output
     if adjacent:
         for other in root.glob(f"{module.MODEL_NAME}-*"):
             if other != folder and other.is_dir() and len(other.name) == len(folder.name):

@@ -141,7 +141,12 @@ def _signal_run(tmp_path, sig):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3.0)
     p.send_signal(sig)
-    stdout, stderr = p.communicate(timeout=60)
+    try:
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:            # the signal was not acted on: never leave the run behind
+            p.kill()
+            p.communicate()
     assert out.read_bytes() == before
     assert [f.name for f in tmp_path.iterdir()] == ["out.json"]          # no temporary left behind
     assert "Traceback" not in stdout + stderr

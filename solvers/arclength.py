@@ -13,7 +13,9 @@ p-components have opposite signs; it is refined by the secant method on that com
 function of the arclength from the earlier point (each trial point re-corrected), to |dp/ds| <= 1e-12
 or 60 iterations, and reported with p at the fold.
 
-``trace`` works on any F; ``around_fold`` applies it to the stationary balance equation of a model
+``trace`` works on any F and stops at the first fold; ``follow`` goes on through any number of
+folds until the branch passes a target value of p (a 1-D sweep uses it to continue round folds and
+record every branch over the swept interval); ``around_fold`` applies ``trace`` to the stationary balance equation of a model
 (balanced limit: Pi R(Lambda) + (I - Pi) Lambda = 0, Pi the projector on Range(W); finite n:
 Lambda / sqrt(n) - R(Lambda) = 0; R = B mu(gbar) + H as in solvers.stationary).
 """
@@ -23,7 +25,7 @@ import math
 
 import numpy as np
 
-__all__ = ["trace", "around_fold"]
+__all__ = ["trace", "follow", "around_fold", "branch_equation"]
 
 
 def _correct(F, J, y_pred, t, tol, max_iter=30):
@@ -86,6 +88,44 @@ def trace(F, J, y0, y1, *, p_stop: float, max_steps: int = 200, tol: float = 1e-
     return {"points": pts, "fold": None, "reached": False}
 
 
+def follow(F, J, y0, y1, *, p_target: float, p_lo: float, p_hi: float, max_steps: int = 400,
+           tol: float = 1e-11, ds_min: float = 1e-10, ds_max: float | None = None) -> dict:
+    """Follow the branch of F(y) = 0 from the solved points y0, y1 (in that order) through any
+    number of folds, until it passes ``p_target`` moving in the direction from p(y0) to p_target,
+    or leaves [p_lo, p_hi].  Each fold (dp/ds changing sign between two steps) is refined as in
+    ``trace`` and the branch followed on beyond it.  Returns {'path': [(y, kind) ...] with kind
+    'point' or 'fold' in the order met (y1 first), 'folds': [fold dicts as in trace], 'reached':
+    bool (p_target passed), 'lost': reason or None}."""
+    y0, y1 = np.asarray(y0, float), np.asarray(y1, float)
+    step0 = float(np.linalg.norm(y1 - y0))
+    ds = step0
+    ds_max = 10 * step0 if ds_max is None else ds_max
+    t = _tangent(J, y1, (y1 - y0) / step0)
+    forward = math.copysign(1.0, p_target - y0[-1])
+    y = y1
+    path, folds = [(y1, "point")], []
+    for _ in range(max_steps):
+        y_new, ok = _correct(F, J, y + ds * t, t, tol)
+        if not ok:
+            ds /= 2
+            if ds < ds_min:
+                return {"path": path, "folds": folds, "reached": False, "lost": "corrector failed (step below ds_min)"}
+            continue
+        t_new = _tangent(J, y_new, t)
+        if t[-1] * t_new[-1] < 0:                          # dp/ds changed sign: a fold in between
+            fold = _refine_fold(F, J, y, t, ds)
+            folds.append(fold)
+            path.append((fold["y"], "fold"))
+        path.append((y_new, "point"))
+        y, t = y_new, t_new
+        if forward * t[-1] > 0 and forward * (y[-1] - p_target) >= 0:
+            return {"path": path, "folds": folds, "reached": True, "lost": None}
+        if not (p_lo <= y[-1] <= p_hi):
+            return {"path": path, "folds": folds, "reached": False, "lost": "the branch left the swept interval"}
+        ds = min(ds * 1.5, ds_max)
+    return {"path": path, "folds": folds, "reached": False, "lost": f"{max_steps} steps"}
+
+
 def _refine_fold(F, J, y, t, ds):
     """Secant on s -> dp/ds(s) (the tangent's p-component at the point corrected from y + s t)."""
     def g(s):
@@ -108,7 +148,7 @@ def _refine_fold(F, J, y, t, ds):
     return {"y": ys, "p": float(ys[-1]), "dp_ds": float(g1)}
 
 
-def _branch_equation(spec, fixed, name):
+def branch_equation(spec, fixed, name):
     """(F, J) of the stationary equation in y = (Lambda, p) for the model of spec (module docstring)."""
     from .lattice_coupling import DEFAULT_NPOS
     from .stationary import _evaluate, _System
@@ -156,7 +196,7 @@ def around_fold(spec, fixed: dict, name: str, done: list, target: float) -> dict
     [(p, Lambda) ...]: follow the branch by pseudo-arclength from the last two; a boundary record
     (type 'fold', kind 'saddle-node', value = p at the fold) when it folds, else None."""
     (p0, L0), (p1, L1) = done[-2], done[-1]
-    F, J = _branch_equation(spec, fixed, name)
+    F, J = branch_equation(spec, fixed, name)
     y0 = np.append(np.ravel(L0), p0)
     y1 = np.append(np.ravel(L1), p1)
     try:

@@ -3,7 +3,9 @@
 Between two neighbouring grid points a and b (along either axis, the other parameters fixed) the
 sweep finds a boundary where
 
-  * loss of balance: one point is solvable and the other is not (InfeasibleBalance).  Refined on
+  * loss of balance: one point is solvable and the other is not (InfeasibleBalance), or (at
+    finite n, where the stationary state exists on both sides) the demanded-activity margin of the
+    balanced limit changes sign between them (once per pair of grid values, whatever the branch).  Refined on
     the demanded-activity margin m(p) (solvers.feasibility.demanded_margin: the distance of the
     activities balance fixes from the ends of the gains' ranges, over the range's width; it is a
     continuous function of p whose zero is where a demanded activity reaches an end of the range,
@@ -55,6 +57,9 @@ def crossings(a: dict, b: dict) -> list:
         return out
     if not oka:
         return out
+    ma, mb = a.get("margin"), b.get("margin")
+    if ma is not None and mb is not None and (ma > 0) != (mb > 0):
+        out.append(("balance", None))           # finite n: states on both sides, the limit's balance lost
     both = sorted(set(a["fast"]) & set(b["fast"]))
     changed = [m for m in both if (max_re(a["fast"][m]) > 0) != (max_re(b["fast"][m]) > 0)]
     if (max_re(_all(a["fast"])) > 0) != (max_re(_all(b["fast"])) > 0):
@@ -69,31 +74,52 @@ def crossings(a: dict, b: dict) -> list:
 
 
 def _edges(res):
-    """Neighbouring pairs (index a, index b, axis) of the grid."""
+    """Neighbouring pairs (point a, point b, axis): 2-D, the grid's neighbours; 1-D, neighbouring
+    grid values on the same branch (the grid's points and the branch points round folds, in the
+    order of the continuation path): two states on different branches are joined by folds, which
+    the continuation located, not by a boundary between them."""
     shape = res.shape
     out = []
+    if len(shape) == 1:
+        pts = sorted(list(res.points) + list(getattr(res, "branch_points", [])), key=lambda p: p.get("path", 0))
+        last = {}
+        for p in pts:
+            b, k = p.get("branch", 0), p["index"][0]
+            q = last.get(b)
+            if q is not None and abs(q["index"][0] - k) == 1:
+                a_, b_ = (q, p) if q["index"][0] < k else (p, q)
+                out.append((a_, b_, 0))
+            last[b] = p
+        return out
+    grid = {tuple(p["index"]): p for p in res.points}
     for p in res.points:
         idx = tuple(p["index"])
         for ax in range(len(shape)):
             if idx[ax] + 1 < shape[ax]:
                 nb = list(idx)
                 nb[ax] += 1
-                out.append((idx, tuple(nb), ax))
+                q = grid[tuple(nb)]
+                if p.get("branch", 0) == q.get("branch", 0):
+                    out.append((p, q, ax))
     return out
 
 
 def locate_boundaries(spec, res, *, scheduler=SERIAL, progress=None, xtol: float = 1e-10) -> list:
     """Every boundary between neighbouring points of the sweep result ``res``, refined (one task each)."""
-    grid = {tuple(p["index"]): p for p in res.points}
-    tasks = []
-    for ia, ib, ax in _edges(res):
-        a, b = grid[ia], grid[ib]
+    tasks, seen = [], set()
+    for a, b, ax in _edges(res):
+        ia, ib = tuple(a["index"]), tuple(b["index"])
         for kind, mode in crossings(a, b):
+            if kind == "balance":           # a property of the parameters, not of the branch: once
+                if (ia, ib) in seen:
+                    continue
+                seen.add((ia, ib))
             name = res.axes[ax][0]
             fixed = {k: v for k, v in a["params"].items() if k != name}
             tasks.append((spec, fixed, name, a["params"][name], b["params"][name], kind, mode,
                           a["_Lambda"], b["_Lambda"], xtol, {"between": [list(ia), list(ib)],
-                                                             "verdicts": [a["verdict"], b["verdict"]]}))
+                                                             "verdicts": [a["verdict"], b["verdict"]],
+                                                             "branch": a.get("branch", 0)}))
     found = run_tasks(refine_boundary, tasks, scheduler=scheduler, progress=progress, label="boundaries")
     return [b for group in found for b in group]
 

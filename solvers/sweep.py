@@ -24,11 +24,14 @@ Continuation.  1-D: the points are solved in order along the axis, each Newton s
 the secant predictor Lambda_k + (p_{k+1} - p_k) (Lambda_k - Lambda_{k-1}) / (p_k - p_{k-1}) of the
 last two solved points (then from Lambda_k, then from a cold start); where all fail and the branch
 folds, pseudo-arclength continuation (solvers.arclength) follows it round the fold, which is
-reported as a saddle-node boundary of the branch.  2-D (axes p, q): the first column (p = p_0,
-all q) is continued along q (the spine); then each row q_j is continued along p from its spine
-point, which its neighbour row's continuation reached: the rows are independent tasks.  A task is a
-pure function of its inputs, so the table is the same bit for bit serially, on a LocalCluster and on
-a remote cluster.
+reported as a saddle-node boundary of the branch.  A 1-D sweep is therefore one sequential task
+(each point needs the one before it); only its boundary refinements and particle checks run in
+parallel.  2-D (axes p, q; row j = all p at q_j): the first row (q = q_0, all p) is continued
+along p (the spine, one task); then every point (p_i, q_j) of the next rows is warm-started from
+its neighbour in the previous row, (p_i, q_(j-1)) (with the secant predictor through
+(p_i, q_(j-2)) and (p_i, q_(j-1)) once two rows are solved): each column p_i is a continuation along
+q from its spine point, and the columns are independent tasks.  A task is a pure function of its
+inputs, so the table is the same bit for bit serially, on a LocalCluster and on a remote cluster.
 
 This module never imports SymPy.
 """
@@ -83,8 +86,10 @@ def _eigtext(w) -> str:
 @dataclass
 class SweepResult(Record):
     """A phase diagram.  axes: [(name, values)] (one or two); points: the grid points in row-major
-    order (the last axis fastest), each a dict (solvers.sweep.evaluate_point); grid: index tuple ->
-    point; boundaries: refined boundary points (solvers.boundaries); particle_checks: particle
+    order (the last axis fastest), each a dict (solvers.sweep.evaluate_point), on the branch the
+    continuation followed there; branch_points: 1-D only, the states on the other branches found
+    round folds (solvers.sweep_line), each with its grid index, 'branch' (the number of folds passed
+    along the continuation path) and 'path' (its position along that path); boundaries: refined boundary points (solvers.boundaries); particle_checks: particle
     ensembles on both sides of the boundaries (solvers.sweep_particles); fixed: the other parameters;
     n, npos: as asked; scheduler: where the tasks ran; timings."""
 
@@ -96,6 +101,7 @@ class SweepResult(Record):
     fixed: dict
     points: list
     boundaries: list = field(default_factory=list)
+    branch_points: list = field(default_factory=list)
     particle_checks: list = field(default_factory=list)
     scheduler: str = SERIAL
     timings: dict = field(default_factory=dict)
@@ -135,15 +141,16 @@ class SweepResult(Record):
         return out
 
     def table(self) -> list[dict]:
-        """The tidy table: one row per point and population (parameters, population, status, verdict,
-        margin, lambda, gbar (mean, min, max), mean, variance, the leading deciding fast eigenvalue and
-        its mode, all fast eigenvalues, the leading slow eigenvalue); an unsolved point has one row
-        with population ''."""
+        """The tidy table: one row per point and population (parameters, branch, status, verdict,
+        margin, population, lambda, gbar (mean, min, max), mean, variance, the leading deciding fast
+        eigenvalue and its mode, all fast eigenvalues, the leading slow eigenvalue); an unsolved point
+        has one row with population ''.  The grid's points first, then the branch points (1-D:
+        other branches round folds) in the order of the continuation path."""
         rows = []
         names = [nm for nm, _ in self.axes]
-        for p in self.points:
+        for p in list(self.points) + sorted(self.branch_points, key=lambda q: q.get("path", 0)):
             base = {nm: p["params"][nm] for nm in names}
-            base.update(status=p["status"], verdict=p["verdict"], margin=p["margin"])
+            base.update(branch=p.get("branch", 0), status=p["status"], verdict=p["verdict"], margin=p["margin"])
             if "critical_n" in p:
                 base["critical_n"] = p["critical_n"]
             w = _all(p["fast"])
@@ -185,20 +192,21 @@ class SweepResult(Record):
         """JSON: model, axes, n, npos, fixed parameters, verdict counts, the table's points (with the
         fast (deciding), limit fast and slow eigenvalues per mode as [re, im] pairs), boundaries,
         particle checks, timings."""
-        pts = []
-        for p in self.points:
+        def record(p):
             q = {k: v for k, v in p.items() if not k.startswith("_") and k not in ("fast", "limit_fast", "slow")}
             q["fast"] = {m: _pairs(w) for m, w in p["fast"].items()}
             if self.n is not None:
                 q["limit_fast"] = {m: _pairs(w) for m, w in p["limit_fast"].items()}
             q["slow"] = None if p["slow"] is None else {m: _pairs(w) for m, w in p["slow"].items()}
-            pts.append(q)
+            return q
+        pts = [record(p) for p in self.points]
         counts = {}
         for p in self.points:
             counts[p["verdict"]] = counts.get(p["verdict"], 0) + 1
         rec = {"model": self.model, "kind": "sweep", "populations": list(self.populations),
                "axes": [{"name": nm, "values": v} for nm, v in self.axes], "n": self.n, "npos": self.npos,
                "fixed_parameters": self.fixed, "verdict_counts": counts, "points": pts,
+               "branch_points": [record(p) for p in self.branch_points],
                "boundaries": [{k: v for k, v in b.items() if not k.startswith("_")} for b in self.boundaries],
                "particle_checks": self.particle_checks, "scheduler": self.scheduler, "timings": self.timings}
         return _clean(_finite(rec))
@@ -262,19 +270,21 @@ def sweep(model, axes, *, n: float | None = None, npos: int | None = None, param
     timings = {}
     if len(axes) == 1:
         (name, vals), = axes
-        lines = run_tasks(continue_line, [(spec, {}, name, vals, (), None)], scheduler=scheduler,
+        lines = run_tasks(continue_line, [(spec, {}, name, vals, (), None, True)], scheduler=scheduler,
                           progress=progress, label="sweep")
         points = lines[0]
     else:
         (pn, pv), (qn, qv) = axes
-        spine = run_tasks(continue_line, [(spec, {pn: float(pv[0])}, qn, qv, ("spine",), None)],
+        spine = run_tasks(continue_line, [(spec, {qn: float(qv[0])}, pn, pv, ("spine",), None)],
                           scheduler=scheduler, progress=None, label="spine")[0]
-        tasks = [(spec, {qn: float(qv[j])}, pn, pv, ("row", j), spine[j]["_Lambda"]) for j in range(len(qv))]
-        rows = run_tasks(continue_line, tasks, scheduler=scheduler, progress=progress, label="sweep rows")
+        tasks = [(spec, {pn: float(pv[i])}, qn, qv[1:], ("column", i),
+                  None if spine[i]["_Lambda"] is None else (float(qv[0]), spine[i]["_Lambda"]))
+                 for i in range(len(pv))]
+        columns = run_tasks(continue_line, tasks, scheduler=scheduler, progress=progress, label="sweep columns")
         points = []
         for i in range(len(pv)):
             for j in range(len(qv)):
-                pt = rows[j][i]
+                pt = spine[i] if j == 0 else columns[i][j - 1]
                 pt["index"] = (i, j)
                 points.append(pt)
     if len(axes) == 1:
@@ -284,6 +294,7 @@ def sweep(model, axes, *, n: float | None = None, npos: int | None = None, param
     res = SweepResult(cm.name, cm.populations, axes, spec.n, npos, fixed, points,
                       scheduler=scheduler if isinstance(scheduler, str) else "client")
     folds = [f for p in points for f in p.pop("_folds", [])]
+    res.branch_points = [q for p in points for q in p.pop("_branch_points", [])]
     if refine:
         t1 = time.perf_counter()
         res.boundaries = folds + locate_boundaries(spec, res, scheduler=scheduler, progress=progress, xtol=xtol)

@@ -263,7 +263,7 @@ def test_arclength_on_a_model_branch_matches_the_stationary_solver():
     pseudo-arclength from two solved points to h_E = 0.13; every point it returns solves the
     finite-n equation, the last one is the state solve_finite_n finds there, and no fold is reported
     on this monotone branch."""
-    from solvers.arclength import _branch_equation, trace
+    from solvers.arclength import branch_equation, trace
     from solvers.ensemble import ModelRef
     from solvers.sweep_point import SweepSpec, solve_state
     spec = SweepSpec(ModelRef.of("ei_linear"), 100.0, None)
@@ -271,7 +271,7 @@ def test_arclength_on_a_model_branch_matches_the_stationary_solver():
     for h in (0.1, 0.101):
         _, st = solve_state(spec, {"h_E": h})
         ys.append(np.append(np.ravel(st.Lambda), h))
-    F, J = _branch_equation(spec, {}, "h_E")
+    F, J = branch_equation(spec, {}, "h_E")
     out = trace(F, J, ys[0], ys[1], p_stop=0.13)
     assert out["reached"] and out["fold"] is None
     for y in out["points"]:
@@ -279,3 +279,98 @@ def test_arclength_on_a_model_branch_matches_the_stationary_solver():
     last = out["points"][-1]
     _, st = solve_state(spec, {"h_E": float(last[-1])})
     assert np.max(np.abs(np.ravel(st.Lambda) - last[:-1])) < 1e-8
+
+
+# ---- a fold: ei_bistable at n = 100, swept in h_E through both saddle-nodes of its S-shaped branch ----
+
+def _ei_bistable_curve():
+    """Independent of the solvers: the finite-n stationary means solve m / s = W Phi(m / c) + h
+    (s = sqrt(n), c = sqrt(3/2)).  The I equation is monotone in m_I, so the branch is the graph
+    m_E -> (m_I(m_E), h_E(m_E)); its folds are the extrema of h_E(m_E), where dh_E/dm_E = 0 (brentq
+    on the analytic derivative).  Returns (h_E(m_E), the eigenvalues of -I + s W D at m, the two
+    folds as (m_E, h_E) in increasing m_E)."""
+    from scipy.optimize import brentq
+    p = CompiledModel("ei_bistable").params
+    s, c = 10.0, math.sqrt(1.5)
+    W = np.array([[p["J_EE"], -p["J_EI"]], [p["J_IE"], -p["J_II"]]])
+
+    def m_I(mE):
+        return brentq(lambda mI: mI / s - (W[1, 0] * norm.cdf(mE / c) + W[1, 1] * norm.cdf(mI / c) + p["h_I"]),
+                      -100, 100, xtol=1e-15, rtol=1e-15)
+
+    def h_E(mE):
+        return mE / s - W[0, 0] * norm.cdf(mE / c) - W[0, 1] * norm.cdf(m_I(mE) / c)
+
+    def dh(mE):
+        dE, dI = norm.pdf(mE / c) / c, norm.pdf(m_I(mE) / c) / c
+        return 1 / s - W[0, 0] * dE - W[0, 1] * dI * (W[1, 0] * dE / (1 / s - W[1, 1] * dI))
+
+    def eig(m):
+        D = norm.pdf(np.asarray(m) / c) / c
+        return np.linalg.eigvals(-np.eye(2) + s * W * D[None, :])
+    folds = [(m, h_E(m)) for m in (brentq(dh, -3, -1, xtol=1e-15), brentq(dh, 1, 3, xtol=1e-15))]
+    return h_E, m_I, eig, folds
+
+
+def test_fold_located_and_the_branch_followed_round_it():
+    """Natural continuation of the low branch cannot pass the upper fold (beyond it Newton jumps to
+    the high branch); the sweep follows the branch by pseudo-arclength through both folds: the folds
+    at the extrema of h_E(m_E) to 1e-8, a real deciding eigenvalue 0 there; on the way every grid
+    value in the bistable interval gets its three states (branches 0, 1, 2 = low, middle, high),
+    each on the independent curve, with the verdict its eigenvalues give: stable, unstable-real,
+    stable."""
+    h_E, m_I, eig, folds = _ei_bistable_curve()
+    (mf_hi, hf_hi), (mf_lo, hf_lo) = folds               # the low branch ends at hf_hi, the high one at hf_lo
+    res = sweep("ei_bistable", ["h_E=-1:0.4:15"], n=100, scheduler="serial")
+    found = [b for b in res.boundaries if b["type"] == "fold"]
+    assert [b["branches"] for b in found] == [[0, 1], [1, 2]]
+    assert abs(found[0]["value"] - hf_hi) < 1e-8 and abs(found[1]["value"] - hf_lo) < 1e-8, (found, folds)
+    for b in found:
+        assert b["kind"] == "saddle-node" and abs(b["eigenvalue"][0]) < 1e-8 and b["eigenvalue"][1] == 0
+    allp = res.points + res.branch_points
+    assert all(p["status"] == "ok" for p in allp)
+    for p in allp:
+        h, mE, mI = p["params"]["h_E"], p["populations"]["E"]["mean"], p["populations"]["I"]["mean"]
+        assert abs(h_E(mE) - h) < 1e-9 and abs(m_I(mE) - mI) < 1e-9          # on the branch
+        expect = 0 if mE < mf_hi else (1 if mE < mf_lo else 2)
+        assert p["branch"] == expect, (h, mE, p["branch"])
+        w = eig([mE, mI])
+        assert p["verdict"] == ("unstable-real" if max(w.real) > 0 else "stable") and (max(w.real) > 0) == (expect == 1)
+    inside = [k for k, v in enumerate(res.axes[0][1]) if hf_lo < v < hf_hi]
+    assert len(inside) == 8
+    for k in inside:
+        assert sorted(p["branch"] for p in allp if p["index"] == (k,)) == [0, 1, 2]
+    # the table lists every state with its branch
+    rows = res.table()
+    assert len(rows) == 2 * len(allp) and {r["branch"] for r in rows} == {0, 1, 2}
+    # the bifurcation figure: the low and high branches solid up to the folds, the middle one dashed
+    from balkin.cli.sweep_report import bifurcation_figure, bifurcation_lines
+    lines = bifurcation_lines(res)
+    for a in ("E", "I"):
+        mine = [(ln["branch"], ln["style"], ln["x"][0], ln["x"][-1]) for ln in lines if ln["population"] == a]
+        assert mine == [(0, "solid", -1.0, found[0]["value"]), (1, "dashed", found[0]["value"], found[1]["value"]),
+                        (2, "solid", found[1]["value"], 0.4)], mine
+    fig = bifurcation_figure(res)
+    drawn = [(ln.get_linestyle(), list(ln.get_xdata()), list(ln.get_ydata())) for ln in fig.axes[0].get_lines()]
+    assert drawn[:len(lines)] == [("-" if ln["style"] == "solid" else "--", ln["x"], ln["y"]) for ln in lines]
+    assert all(d[0] == ":" for d in drawn[len(lines):])          # the rest: the boundaries, vertical
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_2d_rows_warm_start_from_the_previous_row():
+    """2-D: the first row (q_0) is continued along p; every later point (p_i, q_j) starts from its
+    neighbour (p_i, q_(j-1)) in the previous row (the secant through the two previous rows from
+    the third row on)."""
+    res = sweep("ring_unstable", ["eps_E=0.5:0.6:3", "eps_I=0.25:0.3:4"], npos=16, slow=False)
+    qv = res.axes[1][1]
+    for p in res.points:
+        i, j = p["index"]
+        st = p["start"]
+        if j == 0:
+            assert st["parameter"] == "eps_E"
+        else:
+            assert st["parameter"] == "eps_I" and st["from"][-1] == qv[j - 1]
+            assert st["method"] == ("previous" if j == 1 else "secant")
+            if j >= 2:
+                assert st["from"] == [qv[j - 2], qv[j - 1]]

@@ -93,7 +93,7 @@ def test_verify_particle_runs_on_the_cluster(cluster):
 
 def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_point(cluster):
     from solvers.sweep import sweep
-    axes = ["eps_E=0.45:0.95:4", "eps_I=0.45:0.95:12"]
+    axes = ["eps_E=0.45:0.95:12", "eps_I=0.45:0.95:4"]
     out, err = {}, {}
 
     def run():
@@ -111,7 +111,7 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_point(cluster):
             info = client.scheduler_info()["workers"]
             busy = client.processing()
             w2 = [a for a, w in info.items() if w.get("name") == "w2"]
-            if w2 and any(k.startswith("sweep_rows") for k in map(str, busy.get(w2[0], ()))):
+            if w2 and any(k.startswith("sweep_columns") for k in map(str, busy.get(w2[0], ()))):
                 cluster["procs"]["w2"].send_signal(signal.SIGKILL)
                 killed = time.time()
                 break
@@ -119,10 +119,10 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_no_point(cluster):
     finally:
         client.close()
     th.join(300)
-    assert killed is not None, "the sweep ended before a row task reached worker w2"
+    assert killed is not None, "the sweep ended before a column task reached worker w2"
     assert "exc" not in err, err.get("exc")
     res = out["res"]
     idx = [tuple(p["index"]) for p in res.points]
-    assert len(idx) == len(set(idx)) == 4 * 12
-    assert sorted(idx) == [(i, j) for i in range(4) for j in range(12)]
+    assert len(idx) == len(set(idx)) == 12 * 4
+    assert sorted(idx) == [(i, j) for i in range(12) for j in range(4)]
     assert _comparable(res) == _comparable(sweep("ring_ei", axes, npos=16, slow=False))

@@ -2,8 +2,10 @@
 
 Figures: 2-D, the phase diagram coloured by verdict with the located boundary points (marker per
 kind: Hopf, saddle-node, loss of balance, fold, slow); 1-D, the bifurcation diagram: the spatial mean
-of lambda per population against the parameter, solid where stable (stable, ringing), dashed where
-not, with the boundaries as vertical lines, and the leading deciding fast eigenvalue's real part below.
+of lambda per population against the parameter along every branch the continuation followed (round
+folds too: ``bifurcation_lines``), solid between two points neither of which is unstable, dashed
+otherwise, with the boundaries as vertical lines, and the leading deciding fast eigenvalue's real
+part below.
 """
 from __future__ import annotations
 
@@ -68,6 +70,79 @@ def _save(fig, path, files):
     files.append(path)
 
 
+def _unstable(verdict) -> bool:
+    return verdict is not None and verdict not in STABLE and verdict != "marginal"
+
+
+def bifurcation_lines(res) -> list:
+    """The curves of a 1-D sweep's bifurcation diagram: per population and branch (the grid's points
+    and the branch points round folds, solvers.sweep_line), the states in the order of the
+    continuation path, joined at each end to the fold that begins or ends the branch (its state,
+    marginal), cut at unsolved points, and split into runs: a piece between two neighbouring
+    states is 'solid' when neither is unstable (a verdict other than stable, ringing or marginal),
+    else 'dashed'.  Returns [{'population', 'branch', 'style', 'x': [...], 'y': [...] (lambda)}]."""
+    pts = sorted(list(res.points) + list(res.branch_points), key=lambda p: p.get("path", 0))
+    (pn, _), = res.axes
+    folds = [b for b in res.boundaries if b.get("type") == "fold" and "populations" in b and "branches" in b]
+    lines = []
+    for a in res.populations:
+        for br in sorted({p.get("branch", 0) for p in pts}):
+            seq = [(f["value"], f["populations"][a]["lambda"], "marginal") for f in folds if f["branches"][1] == br]
+            seq += [(p["params"][pn], p["populations"][a]["lambda"] if p["status"] == "ok" else None, p["verdict"])
+                    for p in pts if p.get("branch", 0) == br]
+            seq += [(f["value"], f["populations"][a]["lambda"], "marginal") for f in folds if f["branches"][0] == br]
+            cur = None
+            for (x0, y0, v0), (x1, y1, v1) in zip(seq[:-1], seq[1:]):
+                if y0 is None or y1 is None:
+                    cur = None
+                    continue
+                style = "dashed" if _unstable(v0) or _unstable(v1) else "solid"
+                if cur is not None and cur["style"] == style:
+                    cur["x"].append(x1)
+                    cur["y"].append(y1)
+                else:
+                    cur = {"population": a, "branch": br, "style": style, "x": [x0, x1], "y": [y0, y1]}
+                    lines.append(cur)
+    return lines
+
+
+def bifurcation_figure(res):
+    """The 1-D bifurcation diagram (module docstring) as a matplotlib figure: the curves of
+    ``bifurcation_lines`` (solid '-', dashed '--'), one colour per population; below, the largest
+    real part of the deciding fast eigenvalues at every point."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    (pn, pv), = res.axes
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True, height_ratios=[2, 1])
+    colours = {a: f"C{k}" for k, a in enumerate(res.populations)}
+    labelled = set()
+    for ln in bifurcation_lines(res):
+        a = ln["population"]
+        label = f"lambda_{a}" if a not in labelled else None
+        labelled.add(a)
+        ax.plot(ln["x"], ln["y"], "-" if ln["style"] == "solid" else "--", lw=2.0 if ln["style"] == "solid" else 1.2,
+                color=colours[a], label=label)
+    ax.set_ylabel("lambda (mean over positions)")
+    pts = sorted(list(res.points) + list(res.branch_points), key=lambda p: p.get("path", 0))
+    for br in sorted({p.get("branch", 0) for p in pts}):
+        on = [p for p in pts if p.get("branch", 0) == br and p["status"] == "ok"]
+        xs = [p["params"][pn] for p in on]
+        mr = [max(float(np.max(np.real(w))) for w in p["fast"].values()) if p["fast"] else np.nan for p in on]
+        ax2.plot(xs, mr, "k.-", ms=3, lw=0.8)
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set_ylabel("max Re (deciding fast)")
+    ax2.set_xlabel(pn)
+    for b in res.boundaries:
+        if b.get("value") is not None:
+            for axx in (ax, ax2):
+                axx.axvline(b["value"], color="k", lw=0.7, ls=":")
+    ax.legend(fontsize=8)
+    where = "balanced limit" if res.n is None else f"n = {res.n:g}"
+    ax.set_title(f"{res.model}: bifurcation diagram ({where})\nsolid: stable, dashed: unstable", fontsize=10)
+    return fig
+
+
 def write_plots(res, outdir) -> list:
     """The figures of a sweep in ``outdir`` (created): MODEL_phase_diagram.png (2-D) or
     MODEL_bifurcation.png (1-D).  Returns the paths."""
@@ -115,29 +190,9 @@ def write_plots(res, outdir) -> list:
         ax.set_title(f"{res.model}: phase diagram ({where})", fontsize=10)
         _save(fig, os.path.join(outdir, f"{res.model}_phase_diagram.png"), files)
     else:
-        (pn, pv), = res.axes
-        fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True, height_ratios=[2, 1])
-        verd = res.verdicts()
-        stable = np.array([v in STABLE for v in verd])
-        for a in res.populations:
-            lam = res.values("lambda", a)
-            ln, = ax.plot(pv, lam, "--", lw=1.0)                   # every solved point: dashed
-            ax.plot(pv, np.where(stable, lam, np.nan), "-", lw=2.0, color=ln.get_color(), label=f"lambda_{a}")
-        ax.set_ylabel("lambda (mean over positions)")
-        mr = res.values("max_re")
-        ax2.plot(pv, mr, "k.-", ms=3)
-        ax2.axhline(0, color="grey", lw=0.8)
-        ax2.set_ylabel("max Re (deciding fast)")
-        ax2.set_xlabel(pn)
-        for b in res.boundaries:
-            if b.get("value") is not None:
-                for axx in (ax, ax2):
-                    axx.axvline(b["value"], color="k", lw=0.7, ls=":")
-        ax.legend(fontsize=8)
-        where = "balanced limit" if res.n is None else f"n = {res.n:g}"
-        ax.set_title(f"{res.model}: bifurcation diagram ({where})\nsolid: stable, dashed: unstable", fontsize=10)
+        fig = bifurcation_figure(res)
         _save(fig, os.path.join(outdir, f"{res.model}_bifurcation.png"), files)
     return files
 
 
-__all__ = ["print_summary", "write_plots"]
+__all__ = ["print_summary", "write_plots", "bifurcation_lines", "bifurcation_figure"]

@@ -32,7 +32,7 @@ def _predict(done: list, value: float) -> list:
     """Starts to try at ``value``, in order: the secant predictor from the last two solved points
     of the line, the last solved point (or the line's given start), and a cold start (None); each
     as (Lambda, how: {'method': 'secant' | 'previous' | 'cold', 'from': the axis values used})."""
-    ok = [(p, L) for p, L in done if p is not None]
+    ok = [(p, np.ravel(L)) for p, L in done if p is not None]
     starts = []
     if len(ok) >= 2:
         (p0, L0), (p1, L1) = ok[-2], ok[-1]
@@ -41,7 +41,7 @@ def _predict(done: list, value: float) -> list:
     if ok:
         starts.append((ok[-1][1], {"method": "previous", "from": [ok[-1][0]]}))
     elif done:
-        starts.append((done[0][1], {"method": "previous", "from": []}))
+        starts.append((np.ravel(done[0][1]), {"method": "previous", "from": []}))
     return starts + [(None, {"method": "cold", "from": []})]
 
 
@@ -56,9 +56,9 @@ def _natural(spec, params, name, done, value, index):
             break
     suspect = pt["status"] == "no-convergence"
     if pt["status"] == "ok" and starts[0][1]["method"] == "secant":
-        pred, last = starts[0][0], done[-1][1]
+        pred, last = starts[0][0], np.ravel(done[-1][1])
         suspect = (pt["start"]["method"] != "secant" or
-                   np.linalg.norm(pt["_Lambda"] - pred) > JUMP_RATIO * np.linalg.norm(pred - last))
+                   np.linalg.norm(np.ravel(pt["_Lambda"]) - pred) > JUMP_RATIO * np.linalg.norm(pred - last))
     return pt, suspect
 
 

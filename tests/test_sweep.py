@@ -374,3 +374,53 @@ def test_2d_rows_warm_start_from_the_previous_row():
             assert st["method"] == ("previous" if j == 1 else "secant")
             if j >= 2:
                 assert st["from"] == [qv[j - 2], qv[j - 1]]
+
+
+# ---- a slow instability: a rank-one E-I point model whose inhibitory neurons relax fast ---------
+
+def _rank_one_model():
+    """f_a = -a_a x, sigma = 1, g = Phi, w = [[1, -beta], [1, -beta]] (rank one: Range(W) = span (1, 1)),
+    h = (h, h).  Balance fixes only G_E - beta G_I = -h, so the manifold is a curve and the field has
+    one slow eigenvalue on it (besides the covariances' -2 a_a)."""
+    import sympy as sp
+
+    import balkin
+    from derive import Model, Phi, Point, Population
+    x = sp.Symbol("x")
+    a_E, a_I, beta, h = sp.symbols("a_E a_I beta h")
+    model = Model(name="ei_rank_one", state=[x], space=Point(),
+                  populations=[Population("E", drift=-a_E * x, diffusion=1, gain=Phi(x), drive=h, fraction=1),
+                               Population("I", drift=-a_I * x, diffusion=1, gain=Phi(x), drive=h, fraction=1)],
+                  kernel={("E", "E"): 1, ("E", "I"): -beta, ("I", "E"): 1, ("I", "I"): -beta},
+                  parameters={a_E: 1.0, a_I: 1.0, beta: 1.2, h: 0.1})
+    return balkin.compile(model)
+
+
+def test_slow_instability_boundary_against_closed_form():
+    """Independent closed form.  Stationary field: m_a = l / a_a (lambda = l (1, 1)), C_a = 1 / (2 a_a),
+    G_a = Phi(m_a / c_a), c_a = sqrt(1 + C_a); with h = (beta - 1) / 2 = 0.1 balance holds at l = 0
+    for every a_I (Phi(0) = 1/2), so D_a = phi(0) / c_a.  On the manifold (tangent t = (beta D_I, D_E)
+    in (m_E, m_I)), m' = A m + l (1, 1) with l keeping D_E m_E' = beta D_I m_I' gives the slow
+    eigenvalue  sigma = (a_I D_E - a_E beta D_I) / (beta D_I - D_E),  and the fast one mu = D_E - beta D_I
+    (< 0 here).  sigma crosses 0 where a_I / c_E = a_E beta / c_I, i.e. a_I^2 + a_I / 2 = (a_E beta c_E)^2:
+    a_I* = (-1/2 + sqrt(1/4 + 4 (a_E beta c_E)^2)) / 2.  The sweep locates it to 1e-8 with a real
+    crossing eigenvalue 0, and every point's slow eigenvalue is sigma."""
+    cm = _rank_one_model()
+    a_E, beta = 1.0, 1.2
+    c_E = math.sqrt(1 + 1 / (2 * a_E))
+    K = (a_E * beta * c_E) ** 2
+    star = (-0.5 + math.sqrt(0.25 + 4 * K)) / 2
+    res = sweep(cm, ["a_I=0.6:3:7"], scheduler="serial")
+    slow = [b for b in res.boundaries if b["type"] == "slow"]
+    assert len(slow) == 1 and slow[0]["kind"] == "saddle-node"
+    assert abs(slow[0]["value"] - star) < 1e-8, (slow[0]["value"], star)
+    assert abs(slow[0]["eigenvalue"][0]) < 1e-8 and slow[0]["eigenvalue"][1] == 0
+    assert not [b for b in res.boundaries if b["type"] != "slow"]
+    for p in res.points:
+        a_I = p["params"]["a_I"]
+        c_I = math.sqrt(1 + 1 / (2 * a_I))
+        D_E, D_I = norm.pdf(0) / c_E, norm.pdf(0) / c_I
+        sigma = (a_I * D_E - a_E * beta * D_I) / (beta * D_I - D_E)
+        (w,) = p["slow"].values()
+        assert abs(w[0] - sigma) < 1e-9 and abs(p["fast"]["1"][0] - (D_E - beta * D_I)) < 1e-9
+        assert p["verdict"] == ("slow-unstable" if a_I > star else "stable")

@@ -9,9 +9,13 @@ sweep finds a boundary where
     the demanded-activity margin m(p) (solvers.feasibility.demanded_margin: the distance of the
     activities balance fixes from the ends of the gains' ranges, over the range's width; it is a
     continuous function of p whose zero is where a demanded activity reaches an end of the range,
-    e.g. gbar = -W^{-1} h reaching 0 or 1 on a point) by Brent's method; where the margin does not
-    change sign (balance fixes no activity, or the activity leaves the range at one position only)
-    by bisection on "the stationary solve succeeds";
+    e.g. gbar = -W^{-1} h reaching 0 or 1 on a point) by Brent's method; where it does not change
+    sign but the profile margin does (solvers.feasibility.profile_margins: on a ring the demanded
+    mean stays inside the range while the demanded tuning becomes unreachable, the activity having
+    to reach 0 or 1 at some positions only), by Brent's method on that; otherwise (balance fixes no
+    moments) by bisection on "the stationary solve succeeds", which stops where Newton does (near a
+    local loss of balance lambda grows without bound and Newton fails a little before the boundary:
+    ring_ei, 9e-7 early in delta, why the profile margin comes first);
   * fast instability: the largest real part of the deciding fast eigenvalues of a mode (W D on
     Range(W) in the balanced limit; diag(<f'>) + sqrt(n) W D at finite n) changes sign.  Refined by
     Brent's method on that largest real part (continuous in p), the stationary state re-solved at
@@ -188,10 +192,21 @@ def refine_boundary(task) -> list:
                 except InfeasibleBalance:
                     return None
             ma, mb = margin(a), margin(b)
+            pa = pb = None
+            if not (ma is not None and mb is not None and (ma > 0) != (mb > 0)):
+                pa, pb = _profile(spec, fixed, name, a), _profile(spec, fixed, name, b)
             if ma is not None and mb is not None and (ma > 0) != (mb > 0):
                 root = brentq(lambda v: margin(v), a, b, xtol=xtol, rtol=RTOL)
                 out.update(value=float(root), method="brentq on the demanded-activity margin", tolerance=xtol)
                 out.update(_which_activity(spec, {**fixed, name: float(root)}))
+            elif pa is not None and pb is not None and (min(pa.values()) > 0) != (min(pb.values()) > 0):
+                root = brentq(lambda v: min(_profile(spec, fixed, name, v).values()), a, b, xtol=xtol, rtol=RTOL)
+                at = _profile(spec, fixed, name, root)
+                pop = min(at, key=at.get)
+                out.update(value=float(root), method="brentq on the profile margin (linear programme)",
+                           tolerance=xtol, population=pop, profile_margins=at,
+                           where="some positions only: the demanded moments reach the boundary of those "
+                                 "of profiles inside the gain's range (solvers.feasibility.profile_margins)")
             else:
                 solver = _Solver(spec, fixed, name, La if La is not None else Lb)
 
@@ -229,6 +244,20 @@ def _union(modes: dict, labels) -> np.ndarray:
     """The eigenvalues of the modes ``labels`` together."""
     parts = [np.asarray(modes[m], complex) for m in labels if m in modes]
     return np.concatenate(parts) if parts else np.zeros(0, complex)
+
+
+def _profile(spec, fixed, name, v):
+    """solvers.feasibility.profile_margins at ``name`` = v on the solver's lattice (None: balance fixes
+    no moments, or the drive is outside Range(W))."""
+    from .balance_errors import InfeasibleBalance
+    from .feasibility import profile_margins
+    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
+    cm = load_model(spec, {**fixed, name: float(v)})
+    npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
+    try:
+        return profile_margins(LatticeCoupling(cm, npos, spec.t))
+    except InfeasibleBalance:
+        return None
 
 
 def _which_activity(spec, params) -> dict:

@@ -32,7 +32,8 @@ from .balance_errors import DriveOutsideRange, GainRangeExceeded
 
 DRIVE_RTOL = 1e-9           # h is outside Range(W) when its distance exceeds DRIVE_RTOL * rms(h)
 
-__all__ = ["check_feasible", "check_drive", "check_demanded", "demanded_checks", "demanded_margin", "gain_range"]
+__all__ = ["check_feasible", "check_drive", "check_demanded", "demanded_checks", "demanded_margin", "gain_range",
+           "profile_margins", "profile_margin"]
 
 
 def _position_label(cpl, i: int) -> str:
@@ -118,6 +119,75 @@ def demanded_margin(cpl, ranges=None) -> float | None:
         width = rhi - rlo if math.isfinite(rhi - rlo) else 1.0
         out = min(out, (dem - rlo) / width, (rhi - dem) / width)
     return float(out)
+
+
+def profile_margins(cpl, ranges=None) -> dict | None:
+    """Per population b, the largest t such that some activity profile q_b on the lattice with values
+    in [lo_i + t w_i, hi_i - t w_i] at every position i (w_i = hi_i - lo_i, or 1 where an end is
+    infinite; an infinite end imposes nothing) has the moments balance demands,
+    <chi_l, q_b> = mu_(b,l) for every atom l (solvers.lattice_coupling: lattice averages):
+
+        t_b = max { t :  (1/N) sum_i chi_l(theta_i) q_i = mu_(b,l) for all l,
+                         lo_i + t w_i <= q_i <= hi_i - t w_i for all i }          (a linear programme).
+
+    The moments achievable by profiles inside the gain's range form a zonotope Z_b (the image of the
+    box of ranges under q -> <chi, q>); t_b > 0 exactly when mu_b lies inside it, t_b = 0 on its
+    boundary, and t_b is concave and continuous in mu_b.  On a point (chi = 1) and for a lattice
+    kernel (chi = N delta_i) it is the distance to the nearer end over the width, as in
+    ``demanded_margin``.  On a ring it also sees what ``demanded_margin`` (the spatial mean only) cannot: the
+    demanded tuning may be unreachable although the mean is inside the range, the activity then
+    having to reach 0 or 1 at some positions only (a local loss of balance).  When the balance's
+    multiplier has the same atoms as the moments (chi and psi span the same functions, as for a
+    truncated Fourier kernel) every moment vector inside Z_b is reached by gbar_b = G_b(lambda_b) with
+    lambda_b in span psi (the moments are the gradient of a strictly convex function of lambda's
+    coefficients, which maps onto the interior of Z_b), so t_b = 0 is exactly where the balanced state
+    ceases to exist.  None when B has no full column rank (balance fixes no moments) or a population
+    has no finite range end.  Solved by HiGHS (scipy.optimize.linprog) with feasibility tolerances
+    1e-10 (its smallest); the optimum is a vertex, so t_b is accurate to rounding."""
+    from scipy.optimize import linprog
+    model = cpl.model
+    mu = cpl.demanded_moments()
+    if mu is None:
+        return None
+    if ranges is None:
+        ranges = [gain_range(model, a, cpl.pos, cpl.t) for a in model.populations]
+    N, L = cpl.N, cpl.L
+    A_eq = np.hstack([np.asarray(cpl.Chi, float) / N, np.zeros((L, 1))])
+    out = {}
+    for b, pop in enumerate(model.populations):
+        lo, hi = (np.broadcast_to(np.asarray(r, float), (N,)) for r in ranges[b])
+        width = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+        rows, rhs = [], []
+        for i in range(N):
+            if np.isfinite(lo[i]):              # -q_i + w_i t <= -lo_i
+                r = np.zeros(N + 1)
+                r[i], r[N] = -1.0, width[i]
+                rows.append(r)
+                rhs.append(-lo[i])
+            if np.isfinite(hi[i]):              # q_i + w_i t <= hi_i
+                r = np.zeros(N + 1)
+                r[i], r[N] = 1.0, width[i]
+                rows.append(r)
+                rhs.append(hi[i])
+        if not rows:
+            return None
+        c = np.zeros(N + 1)
+        c[N] = -1.0
+        res = linprog(c, A_ub=np.array(rows), b_ub=np.array(rhs), A_eq=A_eq, b_eq=mu[b],
+                      bounds=[(None, None)] * N + [(None, 1.0)], method="highs",
+                      options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
+        if res.status != 0:
+            raise ValueError(f"model {model.name!r}: the profile margin of population {pop} has no solution "
+                             f"({res.message}); the moments balance demands, {mu[b]}, are not those of any "
+                             f"profile on the lattice")
+        out[pop] = float(-res.fun)
+    return out
+
+
+def profile_margin(cpl, ranges=None) -> float | None:
+    """min over the populations of ``profile_margins`` (None when that is None)."""
+    m = profile_margins(cpl, ranges)
+    return None if m is None else min(m.values())
 
 
 def check_demanded(cpl, ranges=None) -> None:

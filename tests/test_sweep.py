@@ -424,3 +424,55 @@ def test_slow_instability_boundary_against_closed_form():
         (w,) = p["slow"].values()
         assert abs(w[0] - sigma) < 1e-9 and abs(p["fast"]["1"][0] - (D_E - beta * D_I)) < 1e-9
         assert p["verdict"] == ("slow-unstable" if a_I > star else "stable")
+
+
+# ---- a local loss of balance on the ring: the demanded tuning becomes unreachable ---------------
+
+def _max_cos_moment(g0, N):
+    """Independent of the solvers: the largest lattice average of cos(theta_i) q_i over profiles with
+    0 <= q_i <= 1 and lattice mean g0 (fill the positions of largest cos first: a fractional knapsack)."""
+    c = np.sort(np.cos(2 * np.pi * np.arange(N) / N))[::-1]
+    k = int(np.floor(g0 * N))
+    return (c[:k].sum() + (g0 * N - k) * c[k]) / N
+
+
+def test_ring_local_loss_of_balance_against_the_moment_bound():
+    """ring_ei in its drive's tuning delta.  Balance fixes the moments of gbar, not gbar itself:
+    per population the mean g0 = -M0^{-1} H (constant in delta: (0.3, 0.2)) and the cos moment
+    <cos gbar> = g1 / 2 with g1 = -delta M1^{-1} H (g1_E = delta).  The demanded mean never leaves
+    (0, 1); the balanced state ceases to exist where no activity profile with values in [0, 1] has
+    both moments: <cos gbar_E> = delta / 2 reaching the largest cos moment at mean 0.3 on the
+    lattice, delta* = 2 max_cos(0.3) = 0.51501551837 (N = 64; population I only at 0.842).  The
+    sweep locates it to 1e-8 by the profile margin, whose values match the closed form
+    t(delta): delta / 2 = (1 - 2t) max_cos((0.3 - t) / (1 - 2t)) (a profile in [t, 1 - t]); just
+    inside the boundary the solved activity is pinned near 0 and 1 at some positions only, just
+    beyond the solve fails."""
+    from scipy.optimize import brentq
+
+    from solvers.balance_errors import GainRangeExceeded
+    from solvers.feasibility import profile_margins
+    from solvers.lattice_coupling import LatticeCoupling
+    from solvers.stationary import solve_balanced
+    N = 64
+    star = 2 * _max_cos_moment(0.3, N)
+    assert 2 * _max_cos_moment(0.2, N) / (4 / 9) > star + 0.3           # E first
+    res = sweep("ring_ei", ["delta=0.4:0.6:3"], slow=False, scheduler="serial")
+    assert [p["status"] for p in res.points] == ["ok", "ok", "no-balance"]
+    assert all(p["margin"] > 0.19 for p in res.points)                  # the mean is far inside
+    (bd,) = res.boundaries
+    assert bd["kind"] == "loss-of-balance" and bd["population"] == "E" and "profile margin" in bd["method"]
+    assert abs(bd["value"] - star) < 1e-8, (bd["value"], star)
+    for d in (0.3, 0.45, 0.55):
+        t_exact = brentq(lambda t: d / 2 - (1 - 2 * t) * _max_cos_moment((0.3 - t) / (1 - 2 * t), N), -0.2, 0.29)
+        got = profile_margins(LatticeCoupling(CompiledModel("ring_ei", {"delta": d}), N, 0.0))
+        assert abs(got["E"] - t_exact) < 1e-10, (d, got, t_exact)
+    st = solve_balanced("ring_ei", params={"delta": star - 1e-4}, npos=N, check_stability=False)
+    gE = st.gbar[0]
+    assert gE.min() < 1e-3 and gE.max() > 1 - 1e-3 and 0.01 < np.mean((gE > 1e-3) & (gE < 1 - 1e-3)) < 0.5
+    with pytest.raises(GainRangeExceeded):
+        solve_balanced("ring_ei", params={"delta": star + 1e-6}, npos=N, check_stability=False)
+    # on a point the profile margin is the demanded-activity margin
+    from solvers.feasibility import demanded_margin, profile_margin
+    for h in (0.0, 0.05, 0.1, 0.2):
+        cpl = LatticeCoupling(CompiledModel("ei_linear", {"h_E": h}), 1, 0.0)
+        assert abs(profile_margin(cpl) - demanded_margin(cpl)) < 1e-12

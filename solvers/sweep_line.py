@@ -68,7 +68,7 @@ def _fold_record(spec, fixed, name, fold, before, after) -> dict:
     from .sweep_point import _all
     out = {"type": "fold", "kind": "saddle-node", "mode": None, "parameter": name, "value": fold["p"],
            "params": {**fixed, name: fold["p"]}, "method": "pseudo-arclength, secant on dp/ds",
-           "dp_ds": fold["dp_ds"], "n": spec.n, "branches": [before, after]}
+           "dp_ds": fold["dp_ds"], "n": spec.n, "branches": [before, after], "_y": np.asarray(fold["y"], float)}
     st = evaluate_point(spec, {**fixed, name: fold["p"]}, np.asarray(fold["y"][:-1], float))
     if st["status"] == "ok":
         w = _all(st["fast"])

@@ -12,8 +12,8 @@ initial states, drawn from the finite-n stationary density (inverse CDF on the s
 grid, per lattice position); in one of them the states of the input component are shifted by
 delta * Re(psi(theta) . v_a), v the eigenvector of the leading eigenvalue nu (coefficients on
 span{psi_k e_a}), normalised so that the largest shift is delta.  The difference of their bin means,
-projected on the shift pattern, is the linear response  e^{r t} (a cos w t + b sin w t),  fitted
-per seed over the time in which it grows by e^2 (at most 50 periods), cut where the base run's own
+projected on the shift pattern, is the linear response  e^{r t} (a cos w t + b sin w t)  (for a
+real nu: a e^{r t}), fitted per seed over the time in which it grows by e^2 (at most 50 periods), cut where the base run's own
 amplitude along the mode (grown from the network's noise) exceeds LINEAR_FRACTION of the stationary
 standard deviation: beyond that the linearisation does not describe the particles.  Fewer than one
 period inside the linear regime (small n: large noise) fails the check as untestable at that size.  The check passes when the
@@ -148,10 +148,16 @@ def oscillation_check(cm, n, st, dt: float, seeds: int, *, delta: float = 0.01, 
         crossings = np.count_nonzero(np.diff(np.sign(y)) != 0)
         p = [np.nan, np.nan]
         if stop >= 20 and (abs(nu.imag) < 1e-9 or t[-1] * abs(nu.imag) >= 2 * math.pi):
+            real = abs(nu.imag) < 1e-9              # a real mode: e^{r t} a (the oscillatory fit is degenerate)
+            p0 = [0.0, y[0]] if real else [0.0, math.pi * crossings / t[-1], y[0], 0.0]
             try:
-                p, _ = curve_fit(model, t, y, p0=[0.0, math.pi * crossings / t[-1], y[0], 0.0], maxfev=20000)
+                p, _ = curve_fit((lambda tt, r, a: a * np.exp(r * tt)) if real else model, t, y, p0=p0, maxfev=20000)
             except RuntimeError:
                 pass
+            if p[0] is not np.nan and np.array_equal(np.asarray(p, float), np.asarray(p0, float)):
+                p = [np.nan, np.nan]                # the fit did not move from its start: no estimate
+            elif real and np.isfinite(p[0]):
+                p = [p[0], 0.0]
         rates.append(float(p[0]))
         freqs.append(abs(float(p[1])))
     rates, freqs = np.array(rates), np.array(freqs)

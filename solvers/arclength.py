@@ -150,16 +150,15 @@ def _refine_fold(F, J, y, t, ds):
 
 def branch_equation(spec, fixed, name):
     """(F, J) of the stationary equation in y = (Lambda, p) for the model of spec (module docstring)."""
-    from .lattice_coupling import DEFAULT_NPOS
     from .stationary import _evaluate, _System
-    from .sweep_point import load_model
+    from .sweep_point import load_model, npos_of
     cache = {}
 
     def system(p):
         sy = cache.get(p)
         if sy is None:
             cm = load_model(spec, {**fixed, name: float(p)})
-            npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
+            npos = npos_of(spec, cm)
             if len(cache) > 8:
                 cache.clear()
             sy = cache[p] = _System(cm, npos, spec.t, None)

@@ -251,11 +251,9 @@ def _profile(spec, fixed, name, v):
     no moments, or the drive is outside Range(W))."""
     from .balance_errors import InfeasibleBalance
     from .feasibility import profile_margins
-    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
-    cm = load_model(spec, {**fixed, name: float(v)})
-    npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
+    from .sweep_point import lattice_of
     try:
-        return profile_margins(LatticeCoupling(cm, npos, spec.t))
+        return profile_margins(lattice_of(spec, load_model(spec, {**fixed, name: float(v)})))
     except InfeasibleBalance:
         return None
 
@@ -263,11 +261,9 @@ def _profile(spec, fixed, name, v):
 def _which_activity(spec, params) -> dict:
     """At a loss-of-balance root: the population and demanded activity that reached the range's end."""
     from .feasibility import demanded_checks
-    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
-    cm = load_model(spec, params)
-    npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
+    from .sweep_point import lattice_of
     best = None
-    for pop, dem, lo, hi, where, _ in demanded_checks(LatticeCoupling(cm, npos, spec.t)):
+    for pop, dem, lo, hi, where, _ in demanded_checks(lattice_of(spec, load_model(spec, params))):
         width = hi - lo if math.isfinite(hi - lo) else 1.0
         for end in (lo, hi):
             d = abs(dem - end) / width

@@ -6,7 +6,7 @@ predictor of the last two solved points.  It cannot pass a fold of the branch: b
 branch it followed does not exist, and Newton either fails or converges to another branch (a jump).
 A step is therefore distrusted when Newton did not converge from the predictor, or converged to a
 state further from it than half the last step (|Lambda - Lambda_pred| > JUMP_RATIO |Lambda_pred -
-Lambda_k|: a smooth branch bends by O(dp^2), a jump by O(1)).  Then, with ``follow_folds`` (1-D
+Lambda_k| + JUMP_FLOOR (1 + |Lambda_k|): a smooth branch bends by O(dp^2), a jump by O(1)).  Then, with ``follow_folds`` (1-D
 sweeps), the branch is followed by pseudo-arclength from the last two solved points
 (solvers.arclength.follow) through every fold until it passes p_(k+1) going forward; each fold is
 refined and reported (a saddle-node boundary with the deciding eigenvalue there), and wherever the
@@ -24,6 +24,7 @@ from .arclength import around_fold, branch_equation, follow
 from .sweep_point import evaluate_point
 
 JUMP_RATIO = 0.5
+JUMP_FLOOR = 1e-6           # ... and by more than 1e-6 (1 + |Lambda_k|): below that it is the solver's tolerance
 
 __all__ = ["continue_line", "JUMP_RATIO"]
 
@@ -57,8 +58,9 @@ def _natural(spec, params, name, done, value, index):
     suspect = pt["status"] == "no-convergence"
     if pt["status"] == "ok" and starts[0][1]["method"] == "secant":
         pred, last = starts[0][0], np.ravel(done[-1][1])
-        suspect = (pt["start"]["method"] != "secant" or
-                   np.linalg.norm(np.ravel(pt["_Lambda"]) - pred) > JUMP_RATIO * np.linalg.norm(pred - last))
+        miss = np.linalg.norm(np.ravel(pt["_Lambda"]) - pred)
+        floor = JUMP_FLOOR * (1.0 + np.linalg.norm(last))          # rounding: a flat branch is no jump
+        suspect = pt["start"]["method"] != "secant" or miss > JUMP_RATIO * np.linalg.norm(pred - last) + floor
     return pt, suspect
 
 
@@ -123,7 +125,8 @@ def _along_branch(spec, fixed, name, values, done, target_k, prefix, branch, ord
             last_on_branch = [(pb, yb[:-1])]
         elif kb == "point":
             last_on_branch.append((pb, yb[:-1]))
-    before = [(p, L) for p, L in last_on_branch if (p - vt) * forward < 0]
+    gap = 0.25 * float(np.min(np.abs(np.diff(values)))) if len(values) > 1 else 0.0
+    before = [(p, L) for p, L in last_on_branch if (vt - p) * forward > gap]     # a secant needs distinct points
     return extras, folds, target, b, before[-1:], order, res
 
 
@@ -160,9 +163,8 @@ def continue_line(task) -> list:
                     done = []
                 pt["_folds"] = folds
                 pt["_branch_points"] = extras
-            elif not res["reached"]:
-                branch += 1
-                done = []
+            elif not res["reached"]:            # unconfirmed: natural continuation's state is kept
+                pt["start"]["arclength"] = f"not confirmed: {res['lost']}"
         elif suspect and len(solved) >= 2 and pt["status"] == "no-convergence":
             fold = around_fold(spec, fixed, name, solved, float(v))
             if fold is not None:

@@ -190,9 +190,8 @@ def _activity_entry(spec, cm, st, entry, seeds, dt) -> dict:
 def _demanded(spec, cm):
     """The balanced limit's demanded spatial-mean activity per population (None if balance does not fix it)."""
     from .feasibility import demanded_checks
-    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
-    npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
-    checks = demanded_checks(LatticeCoupling(cm, npos, spec.t))
+    from .sweep_point import lattice_of
+    checks = demanded_checks(lattice_of(spec, cm))
     by = {pop: dem for pop, dem, *_ in checks}
     if set(by) != set(cm.populations):
         return None

@@ -14,7 +14,7 @@ EIG_RTOL = 1e-9             # |Re| below this (relative to max(1, max |eig|)) is
 VERDICTS = ("stable", "ringing", "marginal", "slow-unstable", "unstable-real", "unstable-oscillatory",
             "no-balance", "no-convergence")
 
-__all__ = ["SweepSpec", "evaluate_point", "solve_state", "load_model", "fast_of", "slow_of", "margin_of",
+__all__ = ["SweepSpec", "evaluate_point", "solve_state", "load_model", "fast_of", "slow_of", "margin_of", "lattice_of", "npos_of",
            "verdict_of", "max_re", "leading", "VERDICTS"]
 
 
@@ -111,12 +111,22 @@ def slow_of(spec: SweepSpec, cm) -> dict | None:
     return {r.label: np.asarray(r.slow, complex) for r in sp.modes if r.slow is not None}
 
 
+def npos_of(spec: SweepSpec, cm) -> int:
+    """Lattice positions per angle of the stationary solver for this sweep (1 on a point)."""
+    from .lattice_coupling import DEFAULT_NPOS
+    return 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
+
+
+def lattice_of(spec: SweepSpec, cm):
+    """The LatticeCoupling of the stationary solver's lattice at the sweep's time."""
+    from .lattice_coupling import LatticeCoupling
+    return LatticeCoupling(cm, npos_of(spec, cm), spec.t)
+
+
 def margin_of(spec: SweepSpec, cm) -> float | None:
     """solvers.feasibility.demanded_margin on the solver's lattice."""
     from .feasibility import demanded_margin
-    from .lattice_coupling import DEFAULT_NPOS, LatticeCoupling
-    npos = 1 if cm.pos_dim == 0 else (DEFAULT_NPOS[cm.space] if spec.npos is None else spec.npos)
-    return demanded_margin(LatticeCoupling(cm, npos, spec.t))
+    return demanded_margin(lattice_of(spec, cm))
 
 
 def evaluate_point(spec: SweepSpec, params: dict, start=None, *, index=None) -> dict:

@@ -30,6 +30,10 @@ def print_summary(res, file=None) -> None:
     for p in res.points:
         counts[p["verdict"]] = counts.get(p["verdict"], 0) + 1
     print("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])), file=file)
+    if res.branch_points:
+        nb = len({p["branch"] for p in res.branch_points})
+        print(f"round the folds: {len(res.branch_points)} more states at grid values, on {nb} other branch"
+              f"{'es' if nb > 1 else ''} (column 'branch' of the table)", file=file)
     if res.boundaries:
         print(f"boundaries ({len(res.boundaries)}):", file=file)
     for b in res.boundaries:
@@ -53,11 +57,18 @@ def print_summary(res, file=None) -> None:
             txt += f": {b['error']}"
         print(txt, file=file)
     for c in res.particle_checks:
-        print(f"  particles at {c['parameter']} = {c['params'][c['parameter']]:.6g} (n = {c['n']:g}, {c['seeds']} "
-              f"seeds): predicted {c['predicted_state']} (angular frequency {c['predicted_angular_frequency']:.4g}), "
+        at = f"  particles at {c['parameter']} = {c['params'][c['parameter']]:.6g} (n = {c['n']:g}, {c['seeds']} seeds"
+        if c.get("boundary") == "fold":
+            at += f", branch {c['branch']} by the fold at {c['boundary_value']:.6g}"
+        verdict = "agrees" if c["agrees"] else "DISAGREES"
+        if c.get("check") == "activity":
+            acts = ", ".join(f"{a} {c['measured_activity'][a]:.5g} +- {c['activity_se'][a]:.2g} (finite n "
+                             f"{c['predicted_activity'][a]:.5g})" for a in c["measured_activity"])
+            print(f"{at}): {c['predicted_state']} side of the loss of balance; activity {acts}: {verdict}", file=file)
+            continue
+        print(f"{at}): predicted {c['predicted_state']} (angular frequency {c['predicted_angular_frequency']:.4g}), "
               f"measured {c['measured_state']} (growth {c['measured_rate']:.3g} +- {c['rate_se']:.2g}, angular "
-              f"frequency {c['measured_angular_frequency']:.4g}): {'agrees' if c['agrees'] else 'DISAGREES'}",
-              file=file)
+              f"frequency {c['measured_angular_frequency']:.4g}): {verdict}", file=file)
 
 
 def _save(fig, path, files):

@@ -151,20 +151,18 @@ def oscillation_check(cm, n, st, dt: float, seeds: int, *, delta: float = 0.01, 
             real = abs(nu.imag) < 1e-9              # a real mode: e^{r t} a (the oscillatory fit is degenerate)
             p0 = [0.0, y[0]] if real else [0.0, math.pi * crossings / t[-1], y[0], 0.0]
             try:
-                p, _ = curve_fit((lambda tt, r, a: a * np.exp(r * tt)) if real else model, t, y, p0=p0, maxfev=20000)
+                fit, _ = curve_fit((lambda tt, r, a: a * np.exp(r * tt)) if real else model, t, y, p0=p0, maxfev=20000)
+                if not np.array_equal(np.asarray(fit, float), np.asarray(p0, float)):   # else: it did not move
+                    p = [fit[0], 0.0] if real else fit
             except RuntimeError:
                 pass
-            if p[0] is not np.nan and np.array_equal(np.asarray(p, float), np.asarray(p0, float)):
-                p = [np.nan, np.nan]                # the fit did not move from its start: no estimate
-            elif real and np.isfinite(p[0]):
-                p = [p[0], 0.0]
         rates.append(float(p[0]))
         freqs.append(abs(float(p[1])))
     rates, freqs = np.array(rates), np.array(freqs)
     if not np.all(np.isfinite(rates)):
         msg = (f"n = {n}: unstable fast mode nu = {nu.real:.4g}{nu.imag:+.4g}i; the particles leave the linear "
                f"regime (own amplitude along the mode > {LINEAR_FRACTION:g} sd = {LINEAR_FRACTION * sd:.3g}) after "
-               f"t = {min(windows):.3g}, less than one period: the linear prediction cannot be tested at this "
+               f"t = {min(windows):.3g}, less than one period, or the fit did not converge: the linear prediction cannot be tested at this "
                f"size (the network's noise is too large); test larger n")
         return {"predicted": [nu.real, nu.imag], "rates": rates, "frequencies": freqs, "rate": math.nan,
                 "rate_se": math.nan, "frequency": math.nan, "passed": False, "message": msg, "T": T, "dt": dt,

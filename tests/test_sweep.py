@@ -498,3 +498,28 @@ def test_particles_on_the_existing_side_of_a_fold():
         assert c["predicted_state"] == ("growing" if c["side_verdict"] == "unstable-real" else "steady")
         assert c["measured_state"] == c["predicted_state"] and c["agrees"]
         assert abs(c["measured_rate"] - nu[0]) <= 3 * c["rate_se"], c
+
+
+@pytest.mark.slow
+def test_particles_on_both_sides_of_a_loss_of_balance():
+    """ei_linear at n = 400 across its loss of balance at h_E = 1/15 (gbar_E = -W^{-1} h reaching 0):
+    the finite-n state exists on both sides; particle ensembles (4 seeds, time averages over
+    [2, 20]) started from it keep its activities, within 3 standard errors plus 0.005 (the
+    finite-n equation's own error), on the balanced side and on the unbalanced one; on the balanced
+    side a finite-n activity differs from the balanced limit's demanded one by far more than that
+    tolerance (for I: 0.033 against 0.007), so the check distinguishes them.  About 30 s."""
+    res = sweep("ei_linear", ["h_E=0.06:0.08:2"], n=400, check_particles=1, scheduler="serial",
+                particle_settings={"seeds": 4})
+    (bd,) = res.boundaries
+    assert bd["kind"] == "loss-of-balance" and abs(bd["value"] - 1 / 15) < 1e-8
+    checks = sorted(res.particle_checks, key=lambda c: c["params"]["h_E"])
+    assert [c["check"] for c in checks] == ["activity"] * 2
+    assert [c["predicted_state"] for c in checks] == ["unbalanced", "balanced"]
+    assert checks[0]["demanded_activity"] is None
+    for c in checks:
+        assert c["agrees"], c
+        for a in ("E", "I"):
+            assert abs(c["measured_activity"][a] - c["predicted_activity"][a]) <= c["activity_tolerance"][a]
+    bal = checks[1]            # a network at the limit's activities would fail the check (all must agree)
+    assert any(abs(bal["predicted_activity"][a] - bal["demanded_activity"][a]) > 3 * bal["activity_tolerance"][a]
+               for a in ("E", "I"))

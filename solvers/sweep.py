@@ -15,16 +15,18 @@ At every point (parameter values p) of a 1-D or 2-D grid:
     angular frequencies sqrt(n) Im mu); at finite n also those of diag(<f'>) + sqrt(n) W D, which
     decide stability there; the slow spectrum per mode (solvers.spectrum: the field on the
     manifold; linear models with additive noise, balanced limit only);
-  * the verdict: 'no-balance' (infeasible), 'no-convergence', 'unstable-oscillatory' / 'unstable-real'
+  * the verdict (of the fast and slow spectra; feasibility shows as 'no-balance' in the balanced
+    limit, and at finite n, where the state exists either way, as the margin's sign): 'no-balance' (infeasible), 'no-convergence', 'unstable-oscillatory' / 'unstable-real'
     (a fast eigenvalue with Re > 0: complex / real leading one), 'slow-unstable', 'marginal',
     'ringing' (stable, complex fast eigenvalues: damped oscillations on the way onto the manifold)
     or 'stable'; the tolerance on Re is 1e-9 max(1, max |eig|) as in solvers.spectrum.
 
 Continuation.  1-D: the points are solved in order along the axis, each Newton solve started from
 the secant predictor Lambda_k + (p_{k+1} - p_k) (Lambda_k - Lambda_{k-1}) / (p_k - p_{k-1}) of the
-last two solved points (then from Lambda_k, then from a cold start); where all fail and the branch
-folds, pseudo-arclength continuation (solvers.arclength) follows it round the fold, which is
-reported as a saddle-node boundary of the branch.  A 1-D sweep is therefore one sequential task
+last two solved points (then from Lambda_k, then from a cold start); where that fails or jumps to
+another branch, pseudo-arclength continuation (solvers.sweep_line, solvers.arclength) follows the
+branch through its folds, each reported as a saddle-node boundary with the eigenvalue there, and the
+states it meets at grid values on the other branches are kept (SweepResult.branch_points).  A 1-D sweep is therefore one sequential task
 (each point needs the one before it); only its boundary refinements and particle checks run in
 parallel.  2-D (axes p, q; row j = all p at q_j): the first row (q = q_0, all p) is continued
 along p (the spine, one task); then every point (p_i, q_j) of the next rows is warm-started from

@@ -3,8 +3,11 @@
 [--plots DIR]`:
 the phase diagram of a model over one or two parameters (solvers.sweep): at every point feasibility,
 the stationary state, the fast and slow spectra per mode and the verdict; the boundaries between
-verdicts located to 1e-10 in the parameter (loss of balance, Hopf, saddle-node, slow); with
---check-particles K (and --n) particle ensembles on both sides of each fast boundary.  The points run
+verdicts located to 1e-10 in the parameter (loss of balance, Hopf, saddle-node, slow, folds of the
+branch; a 1-D sweep follows the branch round its folds and lists every coexisting state, column
+'branch'); with --check-particles K (and --n) particle ensembles next to each boundary where they
+test something (fast boundaries: steady / oscillating / growing; folds: the two coexisting states;
+loss of balance: the activities on both sides; solvers.sweep_particles).  The points run
 on a Dask LocalCluster of this machine's cores by default (--scheduler serial: in this process;
 --scheduler tcp://HOST:8786: an existing cluster); the results are the same bit for bit.
 This module never imports SymPy."""
@@ -24,7 +27,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--n", type=float, default=None, help="network size (default: the balanced limit)")
     p.add_argument("--npos", type=int, default=None, help="lattice positions per angle (default 64 on a ring)")
     p.add_argument("--check-particles", type=int, default=0, metavar="K",
-                   help="particle ensembles at K points on each side of every fast boundary (needs --n)")
+                   help="particle ensembles at K points on each side of the fast, fold and loss-of-balance "
+                        "boundaries (needs --n)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per particle check (default 3)")
     p.add_argument("--scheduler", default="local", metavar="ADDRESS",
                    help="'local' (default: a Dask LocalCluster on this machine's cores), 'serial', or the "

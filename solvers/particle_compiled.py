@@ -261,19 +261,23 @@ def _loop(cm, setup, cstep, guard, rec, cs, n, nsteps, dt):
         nxt = step + 1
         slopes = nxt < nsteps and (guard.due(nxt) or cstep.needs_slopes(nxt))
         store = nxt < nsteps and nxt % rec.stride == 0
-        tot = cs.finish_pass(X, dz, nxt * dt, dt, store_g=store, slopes=slopes)
-        for ia, v in enumerate(tot):
-            if not math.isfinite(v):
-                blowup(cm, X, None, t + dt, "the states", pop=pops[ia], implicit=exponential)
+        _finish_checked(cm, cs, X, dz, nxt * dt, dt, store, slopes, exponential)
         step = nxt
     return dt, nsteps, cs
+
+
+def _finish_checked(cm, cs, X, dz, t_next, dt, store, slopes, implicit):
+    """The finish pass at t_next, then the finiteness of every population's states (blow-up report)."""
+    for ia, v in enumerate(cs.finish_pass(X, dz, t_next, dt, store_g=store, slopes=slopes)):
+        if not math.isfinite(v):
+            blowup(cm, X, None, t_next, "the states", pop=cm.populations[ia], implicit=implicit)
 
 
 def _field_loop(cm, setup, cstep, guard, rec, cs, n, nsteps, dt):
     """The time loop with an FFT or dense coupling (explicit coupling step, as the NumPy path): per
     step the coupling operator's fields of the gains at the start of the step (NumPy), then the
     explicit pass and the gains (and slopes when the step audit is due) of the new states."""
-    X, pops = setup.X, cm.populations
+    X = setup.X
     cs.finish_pass(X, None, 0.0, dt, store_g=True, slopes=guard.due(0))
     step = 0
     while step < nsteps:
@@ -291,10 +295,7 @@ def _field_loop(cm, setup, cstep, guard, rec, cs, n, nsteps, dt):
         cs.field_explicit_pass(X, fields, t, step, dt)
         nxt = step + 1
         slopes = nxt < nsteps and guard.due(nxt)
-        tot = cs.finish_pass(X, None, nxt * dt, dt, store_g=True, slopes=slopes)
-        for ia, v in enumerate(tot):
-            if not math.isfinite(v):
-                blowup(cm, X, None, t + dt, "the states", pop=pops[ia], implicit=False)
+        _finish_checked(cm, cs, X, None, nxt * dt, dt, True, slopes, False)
         step = nxt
     return dt, nsteps, cs
 

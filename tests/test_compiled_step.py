@@ -83,25 +83,11 @@ def test_same_noise_field_couplings(model, coupling):
     same_noise_case(model, "euler", coupling=coupling)
 
 
-def nonseparable_ring():
-    """E-I ring with the non-separable kernel exp(k cos(theta - phi)): FFT or dense only (NR = 1)."""
-    import sympy as sp
-    from derive import Model, Phi, Population, Ring
-    from derive.codegen import compile_module
-    x, th, ph, k = sp.symbols("x theta phi k")
-    w = sp.exp(k * sp.cos(th - ph))
-    m = Model(name="nsep_compiled", state=[x], space=Ring(th, ph),
-              populations=[Population("E", drift=-x, diffusion=1, gain=Phi(x), drive=0.1),
-                           Population("I", drift=-x, diffusion=1, gain=Phi(x), drive=0.06)],
-              kernel={("E", "E"): w, ("E", "I"): -2 * w, ("I", "E"): w, ("I", "I"): -1.8 * w},
-              parameters={k: 0.5})
-    return CompiledModel(compile_module(m))
-
-
 @pytest.mark.parametrize("coupling", ["fft", "dense"])
 def test_same_noise_nonseparable_kernel(coupling):
     """A kernel that is not separable has a compiled step too (the field on its one atom row)."""
-    cm = nonseparable_ring()
+    from test_particles import nonseparable_ring
+    cm = nonseparable_ring("nsep_compiled")
     assert cm.module.NUMBA_SOURCE is not None and "NR = 1" in cm.module.NUMBA_SOURCE
     same_noise_case(cm, "euler", coupling=coupling)
 

@@ -10,6 +10,8 @@ Prints, with the contenders interleaved in one run (--rounds rounds, the median 
     process: cython and C++ standalone targets), its neuron-steps per second (target: balkin compiled
     >= 2x the faster target), and the time-averaged population means of x and Phi(x) of Brian2 and of
     balkin (same n, T, dt) with their standard errors and z-scores;
+  * FFT coupling (n per population, steps / 4) and dense coupling (2000 per population): compiled
+    per-neuron work against the NumPy path, the field from the coupling operator in both;
   * time per step of the compiled step against n from 10^3 to 10^7 per population and the fitted
     exponent of time ~ n^p (target: linear, p ~ 1, above the per-step overhead);
   * peak memory per neuron of a compiled run at 10^6 neurons per population (target <= 100 bytes):
@@ -22,7 +24,7 @@ exponential of the exponential coupling step costs ~0.1 ms on one thread and up 
 OpenBLAS's threads on a loaded machine.
 
 Run:  python benchmarks/bench_particles.py [--n 100000] [--steps 200] [--rounds 3]
-          [--brian2-python /work/venv-brian2/bin/python] [--skip-scaling] [--skip-memory]
+          [--brian2-python /work/venv-brian2/bin/python] [--skip-scaling] [--skip-memory] [--skip-field]
 """
 from __future__ import annotations
 
@@ -182,6 +184,7 @@ def main(argv=None) -> int:
     ap.add_argument("--brian2-T", type=float, default=2.0, help="T of the Brian2 comparison runs")
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-field", action="store_true", help="skip the FFT / dense coupling figures")
     args = ap.parse_args(argv)
     n, steps, dt = args.n, args.steps, args.dt
     import numba
@@ -238,6 +241,18 @@ def main(argv=None) -> int:
                             z = (bm[name][ia] - r[name][ia]) / math.hypot(bm[name + "_se"][ia], r[name + "_se"][ia])
                             line += f"; Brian2 {t} {r[name][ia]:+.5f} +- {r[name + '_se'][ia]:.5f} (z = {z:+.2f})"
                         print(line)
+
+    if not args.skip_field:
+        # FFT and dense couplings: the field from the coupling operator (NumPy FFT / BLAS), the per-neuron
+        # work compiled or not; interleaved, median of the rounds
+        for coupling, nf, sf in (("fft", n, max(20, steps // 4)), ("dense", 2000, steps)):
+            fr = {"numba": [], "numpy": []}
+            for _ in range(args.rounds):
+                for be in fr:
+                    fr[be].append(balkin_rate(nf, sf, dt, be, coupling=coupling))
+            a, b = statistics.median(fr["numba"]), statistics.median(fr["numpy"])
+            print(f"  {coupling} coupling, n = {nf} per population, {sf} steps: compiled {a / 1e6:.2f}, NumPy path "
+                  f"{b / 1e6:.2f} M neuron-steps/s (compiled / NumPy {a / b:.2f})")
 
     if not args.skip_scaling:
         pts = scaling([10 ** 3, 10 ** 4, 10 ** 5, 10 ** 6, 10 ** 7], dt)

@@ -231,14 +231,13 @@ def atom_rows(model, ks) -> int:
 def numba_source(model, derivation) -> tuple[str | None, str]:
     """(source, reason): the numba module of the fused particle step, or (None, why it cannot be made)."""
     d = derivation
-    if not d.kernels.separable:
-        return None, ("the kernel is not separable: the FFT / dense coupling runs on the NumPy path "
-                      "(the compiled step covers the low-rank coupling)")
     pos = [s.name for s in model.space.theta]
     params = [s.name for s in model.parameters]
     pos_args = "".join(f"_pos{i}, " for i in range(len(pos)))
     kernels, names, static = [], {}, {}
-    nr = atom_rows(model, d.kernels)
+    # a kernel that is not separable runs with an FFT or dense coupling, whose field rides on one atom row
+    # (solvers.particle_compiled.CompiledStep.field_explicit_pass)
+    nr = atom_rows(model, d.kernels) if d.kernels.separable else 1
     try:
         for pop in model.populations:
             body_a, body_b, st = _kernels(model, d.populations[pop.name], pop, pos, params, nr)

@@ -13,7 +13,7 @@ Model 'ei_fhn': state ['v', 'w'], space Point(), noise ito, synaptic input into 
 """
 # balkin model hash (canonical form): eccf0b6b6bb56419342bea88901d80298cf546d4ad52cfff645ff8fe94494767
 # balkin model source hash (sha256): 771a8e4822af9c8c0e1aca35ffd1fffc4bfa65225d3ff4d1f2c4c581950f550c
-# balkin generator version 1, hash 0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0
+# balkin generator version 1, hash 767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_fhn.py'
 MODEL_HASH = 'eccf0b6b6bb56419342bea88901d80298cf546d4ad52cfff645ff8fe94494767'
 MODEL_SOURCE_HASH = '771a8e4822af9c8c0e1aca35ffd1fffc4bfa65225d3ff4d1f2c4c581950f550c'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0'
+GENERATOR_HASH = '767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9'
 SPACE = 'point'
 POSITION = ()
 STATE = ('v', 'w')

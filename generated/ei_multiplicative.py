@@ -13,7 +13,7 @@ Model 'ei_multiplicative': state ['x'], space Point(), noise ito, synaptic input
 """
 # balkin model hash (canonical form): 54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201
 # balkin model source hash (sha256): 650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2
-# balkin generator version 1, hash 0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0
+# balkin generator version 1, hash 767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_multiplicative.py'
 MODEL_HASH = '54cff2d0364c853685247d0fcdfbab70fa489e9d2a803e75e535594c381f3201'
 MODEL_SOURCE_HASH = '650da4ea553b6336db47c2ae0cc070493696d74730a247b71dc90692ae9c4cb2'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0'
+GENERATOR_HASH = '767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

@@ -13,7 +13,7 @@ Model 'ring_adaptation': state ['x', 'a'], space Ring(theta, phi), noise ito, sy
 """
 # balkin model hash (canonical form): fbcf1d90c46ea0f449547665a456612fe0319c467f30368d67ca4dfda4f61dcc
 # balkin model source hash (sha256): 0517515e6613e2172e0d01fbee0ff5392b84882941325e2f31aea2c870704df9
-# balkin generator version 1, hash 0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0
+# balkin generator version 1, hash 767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_adaptation.py'
 MODEL_HASH = 'fbcf1d90c46ea0f449547665a456612fe0319c467f30368d67ca4dfda4f61dcc'
 MODEL_SOURCE_HASH = '0517515e6613e2172e0d01fbee0ff5392b84882941325e2f31aea2c870704df9'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0'
+GENERATOR_HASH = '767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x', 'a')

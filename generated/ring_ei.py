@@ -13,7 +13,7 @@ Model 'ring_ei': state ['x'], space Ring(theta, phi), noise ito, synaptic input 
 """
 # balkin model hash (canonical form): 2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07
 # balkin model source hash (sha256): 832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22
-# balkin generator version 1, hash 0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0
+# balkin generator version 1, hash 767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_ei.py'
 MODEL_HASH = '2e0ea5d70d22aee1af711515058d1b33addf59a796a906073c478edfaff92f07'
 MODEL_SOURCE_HASH = '832a0ca03051b4c6a354378c21bb52bd8fe85f3b28f3c0ff84ad3701db4e1d22'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0'
+GENERATOR_HASH = '767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

@@ -13,7 +13,7 @@ Model 'ring_unstable': state ['x'], space Ring(theta, phi), noise ito, synaptic 
 """
 # balkin model hash (canonical form): 172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a
 # balkin model source hash (sha256): 39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8
-# balkin generator version 1, hash 0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0
+# balkin generator version 1, hash 767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ring_unstable.py'
 MODEL_HASH = '172dd25838cc0386a472dee736e3aa99ef63d29f82e8a4a43642225530f5908a'
 MODEL_SOURCE_HASH = '39109ea3a6695ea44768d59b7fd8b982c7313f391cc1e360f15d3c83983321f8'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0'
+GENERATOR_HASH = '767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9'
 SPACE = 'ring'
 POSITION = ('theta',)
 STATE = ('x',)

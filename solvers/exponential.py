@@ -32,10 +32,13 @@ import math
 import numpy as np
 from scipy.linalg import expm
 
+from .blas_threads import small_matrices
+
 #: default relative accuracy of a fast coupling mode per step (variance, rate, frequency)
 DEFAULT_TOL = 0.02
 
 
+@small_matrices
 def phi_functions(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(exp(Z), phi_1(Z), phi_2(Z)) of a square matrix Z, from one expm of a 3r x 3r matrix."""
     Z = np.asarray(Z, float)

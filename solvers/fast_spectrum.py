@@ -53,6 +53,8 @@ from typing import Callable
 
 import numpy as np
 
+from .blas_threads import small_matrices
+
 CLUSTER_RTOL = 1e-8         # eigenvalues closer than this (relative to max(1, max |w|)) form one eigenspace
 
 __all__ = ["compress", "eigenvalues", "eigensystem", "lattice_operator", "lattice_matrix", "sort_eigenvalues",
@@ -97,6 +99,7 @@ def compress(WD, Q: np.ndarray | None = None, *, n: float | None = None, j=None)
     return Q.T @ (np.ravel(np.asarray(j, float))[:, None] * Q + math.sqrt(float(n)) * WDQ)
 
 
+@small_matrices
 def eigenvalues(WD, Q: np.ndarray | None = None, *, n: float | None = None, j=None) -> np.ndarray:
     """Eigenvalues of ``compress(WD, Q, n=n, j=j)`` (unsorted; empty for an empty subspace)."""
     M = compress(WD, Q, n=n, j=j)
@@ -105,6 +108,7 @@ def eigenvalues(WD, Q: np.ndarray | None = None, *, n: float | None = None, j=No
     return np.linalg.eigvals(M)
 
 
+@small_matrices
 def eigensystem(WD, Q: np.ndarray | None = None, *, n: float | None = None, j=None):
     """(w, X): the eigenvalues of ``compress(WD, Q, n=n, j=j)`` and their eigenvectors in the caller's
     coordinates, X = Q Y (unit columns; Y the eigenvectors of the compressed matrix)."""

@@ -63,7 +63,10 @@ class CompiledStep:
         self.kern = kern = load_step(cm.module)
         self.cm, self.s, self.cstep, self.noise = cm, setup, cstep, noise
         self.coup = coup = cstep.coup
-        self.atoms = coup.atoms
+        #: FFT / dense couplings: the field r_a - h_a at the neurons, computed by the coupling operator
+        #: (NumPy: FFT or BLAS), enters the kernels as the first atom row with weight 1
+        self.field_coupling = coup.kind != "lowrank"
+        self.atoms = None if self.field_coupling else coup.atoms
         self.P, self.K, self.L = cm.P, cm.K, cm.L
         self.sq = math.sqrt(n)
         self.milstein = scheme == "milstein"
@@ -103,7 +106,12 @@ class CompiledStep:
         self.pos = [tuple(np.ascontiguousarray(p, float) for p in ps) for ps in setup.pos]
         # the atom rows, padded with zero rows up to the kernels' NR (fewer distinct atoms at these positions)
         self.U = []
-        for ia, at in enumerate(self.atoms):
+        if self.field_coupling:
+            if kern.NR < 1:
+                raise RuntimeError(f"model {cm.name!r}: its compiled step has no coupling row (NR = 0) to carry "
+                                   f"the {coup.kind} coupling's field")
+            self.U = [np.zeros((kern.NR, n_a)) for n_a in setup.sizes]
+        for ia, at in enumerate(self.atoms or ()):
             if at.U.shape[0] > kern.NR:
                 raise RuntimeError(f"model {cm.name!r}: {at.U.shape[0]} coupling atoms at the positions of "
                                    f"{cm.populations[ia]!r}, more than the compiled step's NR = {kern.NR}")
@@ -164,6 +172,22 @@ class CompiledStep:
                 s_vec[a * L:(a + 1) * L] = self._moments(a, sums)[self.atoms[a].chi_idx]
         return s_vec
 
+    def field_explicit_pass(self, X, fields, t: float, step: int, dt: float) -> None:
+        """The explicit increment with an FFT / dense coupling: the field F_a (r_a - h_a at the neurons,
+        from the coupling operator) is the atom row 0 with weight 1, so the kernel adds sqrt(n) F_a to
+        the input exactly as the NumPy path does (solvers.particle_steps.SchemeStep.increment)."""
+        sdt = math.sqrt(dt)
+        w = np.zeros(self.kern.NR)
+        w[0] = 1.0
+        for a in range(self.P):
+            np.copyto(self.U[a][0], np.broadcast_to(fields[a], self.U[a][0].shape))
+            draw = self.noise is None
+            if not draw:
+                self.noise(step, self.cm.populations[a], dt, self.dW[a])
+            self.explicit[a](X[a], *self.pos[a], self.U[a], w, 0.0, self.cin[a], self.cstride[a], t, dt,
+                             sdt, self.sq, self.dW[a], draw, self.k0, self.k1, a, step, self.GP[a], False,
+                             self.milstein, self.prm, self.apart[a])
+
     def finish_pass(self, X, dz, t: float, dt: float, store_g: bool, slopes: bool) -> list:
         """The exponential correction (dz not None), then gains, slopes (if asked) and their moments
         (self.mu, self.S); returns per population sum_j sum_i x_ij (finite unless the run blew up)."""
@@ -177,6 +201,9 @@ class CompiledStep:
                 w, shift = np.zeros(self.kern.NR), 0.0
             self.finish[a](X[a], *self.pos[a], self.U[a], w, shift, dts, dz is not None, t, self.G[a],
                            store_g, self.GP[a], slopes, self.prm, self.mpart[a], self.spart[a], self.xpart[a])
+            if self.field_coupling:
+                sums_x.append(float(self.xpart[a].sum()))
+                continue
             at = self.atoms[a]
             self.mu[a * L:(a + 1) * L] = self._moments(a, self.mpart[a].sum(axis=0))[at.chi_idx]
             if slopes:
@@ -196,7 +223,8 @@ def run_compiled(cm, setup, cstep, guard, rec, n: int, nsteps: int, dt: float, *
     # a parallel region costs a fork and a join of every thread: no more threads than chunks
     numba.set_num_threads(max(1, min(threads, max(p.shape[0] for p in cs.apart))))
     try:
-        return _loop(cm, setup, cstep, guard, rec, cs, n, nsteps, dt)
+        loop = _field_loop if cs.field_coupling else _loop
+        return loop(cm, setup, cstep, guard, rec, cs, n, nsteps, dt)
     finally:
         numba.set_num_threads(threads)
 
@@ -233,10 +261,41 @@ def _loop(cm, setup, cstep, guard, rec, cs, n, nsteps, dt):
         nxt = step + 1
         slopes = nxt < nsteps and (guard.due(nxt) or cstep.needs_slopes(nxt))
         store = nxt < nsteps and nxt % rec.stride == 0
-        tot = cs.finish_pass(X, dz, nxt * dt, dt, store_g=store, slopes=slopes)
-        for ia, v in enumerate(tot):
-            if not math.isfinite(v):
-                blowup(cm, X, None, t + dt, "the states", pop=pops[ia], implicit=exponential)
+        _finish_checked(cm, cs, X, dz, nxt * dt, dt, store, slopes, exponential)
+        step = nxt
+    return dt, nsteps, cs
+
+
+def _finish_checked(cm, cs, X, dz, t_next, dt, store, slopes, implicit):
+    """The finish pass at t_next, then the finiteness of every population's states (blow-up report)."""
+    for ia, v in enumerate(cs.finish_pass(X, dz, t_next, dt, store_g=store, slopes=slopes)):
+        if not math.isfinite(v):
+            blowup(cm, X, None, t_next, "the states", pop=cm.populations[ia], implicit=implicit)
+
+
+def _field_loop(cm, setup, cstep, guard, rec, cs, n, nsteps, dt):
+    """The time loop with an FFT or dense coupling (explicit coupling step, as the NumPy path): per
+    step the coupling operator's fields of the gains at the start of the step (NumPy), then the
+    explicit pass and the gains (and slopes when the step audit is due) of the new states."""
+    X = setup.X
+    cs.finish_pass(X, None, 0.0, dt, store_g=True, slopes=guard.due(0))
+    step = 0
+    while step < nsteps:
+        t = step * dt
+        if guard.due(step):
+            k = guard.check(step, t, cs.GP, dt)
+            if k > 1:                               # refine: the same times, k times more steps
+                step, nsteps, dt = step * k, nsteps * k, dt / k
+                rec.refine(k)
+        cstep.start(cs.G)
+        fields = cstep.fields
+        if not all(np.all(np.isfinite(f)) for f in fields):
+            blowup(cm, X, cs.G, t, "the coupling fields")
+        rec.observe(step, nsteps, t, dt, X, cs.G, None, None, fields)
+        cs.field_explicit_pass(X, fields, t, step, dt)
+        nxt = step + 1
+        slopes = nxt < nsteps and guard.due(nxt)
+        _finish_checked(cm, cs, X, None, nxt * dt, dt, True, slopes, False)
         step = nxt
     return dt, nsteps, cs
 
@@ -248,14 +307,15 @@ class BackendFallback(UserWarning):
 def compiled_unavailable(cm, cstep) -> str | None:
     """Why the compiled step cannot run this model with this coupling (None when it can)."""
     from .particle_numba import numba_missing
-    if cstep.coup.kind != "lowrank":
-        return (f"the {cstep.coup.kind} coupling runs on the NumPy path (the compiled step covers the low-rank "
-                f"coupling of separable kernels)")
     if getattr(cm.module, "NUMBA_SOURCE", None) is None:
         why = getattr(cm.module, "NUMBA_UNSUPPORTED", "") or (
             "its generated module predates the compiled step; regenerate it with  balkin generate")
         return f"model {cm.name!r} has no compiled particle step: {why}"
-    return numba_missing()
+    missing = numba_missing()
+    if missing is None and cstep.coup.kind != "lowrank" and load_step(cm.module).NR < 1:
+        return (f"model {cm.name!r}: its compiled step has no coupling row to carry the {cstep.coup.kind} "
+                f"coupling's field (a model without space); the NumPy path runs it")
+    return missing
 
 
 def choose_backend(backend, cm, cstep, neuron_steps: int) -> tuple[str, str]:

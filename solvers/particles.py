@@ -290,7 +290,7 @@ def simulate(model, n: int, T: float, dt: float, *, seed: int = 0, scheme: str =
     used, _why = choose_backend(backend, cm, cstep, sum(sizes) * nsteps)
     if used == "numba":
         st, _, h_centres = static_inputs(cm, fn, pos, sizes, s.bpos, s.nbt, sq)
-        rec = Recorder(cm, s, n, nsteps, dt, record_every, lowrank=True, positions=positions,
+        rec = Recorder(cm, s, n, nsteps, dt, record_every, lowrank=cstep.lowrank, positions=positions,
                        static_in=st, h_centres=h_centres, drive=fn["drive"])
         dt, nsteps, _ = run_compiled(cm, s, cstep, guard, rec, n, nsteps, dt, scheme=scheme, seed=seed,
                                      noise=noise)

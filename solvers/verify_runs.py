@@ -73,15 +73,18 @@ def particle_runs(cm, sizes, s, nbins, noise, *, scheduler=SERIAL, progress=None
     ref = cm if scheduler in (None, SERIAL) else ModelRef.of(cm)
     t0 = time.perf_counter()
     total_work = float(s.seeds * sum(sizes))
-    state = {"k": 0, "work": 0.0}
+    state = {"k": 0, "work": 0.0, "seconds": 0.0}
 
     def report(runs):
+        # runs come back a batch at a time: the rate is the reported runs' own work per second of run
+        # (the elapsed time of a batch would charge all its runs to the first one reported)
         for (n, seed), r in runs:
             for m in r["messages"]:
                 _progress(m, progress)
             state["k"] += 1
             state["work"] += n
-            rate = state["work"] / max(time.perf_counter() - t0, 1e-9)
+            state["seconds"] += r["seconds"]
+            rate = state["work"] / max(state["seconds"], 1e-9)
             remaining = (total_work - state["work"]) / rate
             _progress(f"[verify {cm.name}] run {state['k']}/{len(sizes) * s.seeds}: n = {n}, seed {seed} (dt and "
                       f"2 dt): {r['seconds']:.1f} s (elapsed {time.perf_counter() - t0:.0f} s, expected remaining "

@@ -49,10 +49,11 @@ def assert_close(a, b, what, rel=1e-12):
     assert err <= rel * scale, f"{what}: max |numpy - numba| = {err:.3g} > {rel:g} x {scale:.3g}"
 
 
-def same_noise_case(model, scheme, implicit=True):
+def same_noise_case(model, scheme, implicit=True, coupling="auto"):
     """Both backends on ``model`` (a name or a CompiledModel), n = 500, T = 0.5, dt = 0.01, fed the same
     noise: final states and records agree to 1e-12."""
-    kw = dict(seed=4, scheme=scheme, implicit=implicit, noise=shared_noise(11), record_every=0.05)
+    kw = dict(seed=4, scheme=scheme, implicit=implicit, noise=shared_noise(11), record_every=0.05,
+              coupling=coupling)
     a = simulate(model, 500, 0.5, 0.01, backend="numpy", **kw)
     b = simulate(model, 500, 0.5, 0.01, backend="numba", **kw)
     assert (a.backend, b.backend) == ("numpy", "numba")
@@ -72,6 +73,23 @@ def test_same_noise_same_steps(model, scheme):
 def test_same_noise_explicit_coupling():
     """The explicit low-rank coupling (implicit=False; the guard refines dt): the same steps."""
     same_noise_case("ring_ei", "euler", implicit=False)
+
+
+@pytest.mark.parametrize("coupling", ["fft", "dense"])
+@pytest.mark.parametrize("model", FAST_MODELS)
+def test_same_noise_field_couplings(model, coupling):
+    """FFT and dense couplings (explicit coupling step, the field from the coupling operator, the
+    per-neuron work compiled): the same steps as the NumPy path."""
+    same_noise_case(model, "euler", coupling=coupling)
+
+
+@pytest.mark.parametrize("coupling", ["fft", "dense"])
+def test_same_noise_nonseparable_kernel(coupling):
+    """A kernel that is not separable has a compiled step too (the field on its one atom row)."""
+    from test_particles import nonseparable_ring
+    cm = nonseparable_ring("nsep_compiled")
+    assert cm.module.NUMBA_SOURCE is not None and "NR = 1" in cm.module.NUMBA_SOURCE
+    same_noise_case(cm, "euler", coupling=coupling)
 
 
 @pytest.mark.slow
@@ -233,13 +251,14 @@ def test_backend_choice_and_fallback(monkeypatch):
     assert small.backend == "numpy"                               # below AUTO_NEURON_STEPS
     with pytest.raises(ValueError, match="backend must be"):
         simulate("ring_ei", 200, 0.05, 0.01, backend="cuda")
-    with pytest.raises(CompiledStepUnavailable, match="dense coupling runs on the NumPy path"):
-        simulate("ring_ei", 200, 0.05, 0.01, coupling="dense", backend="numba")
+    with pytest.raises(CompiledStepUnavailable, match="no coupling row to carry the dense coupling"):
+        simulate("ei_linear", 200, 0.05, 0.01, coupling="dense", backend="numba")
     import solvers.particle_compiled as pc
     monkeypatch.setattr(pc, "AUTO_NEURON_STEPS", 0)
-    with pytest.warns(BackendFallback, match="dense coupling runs on the NumPy path"):
-        r = simulate("ring_ei", 64, 0.02, 0.01, coupling="dense")
+    with pytest.warns(BackendFallback, match="no coupling row to carry the dense coupling"):
+        r = simulate("ei_linear", 64, 0.02, 0.01, coupling="dense")
     assert r.backend == "numpy"
+    assert simulate("ring_ei", 64, 0.02, 0.01, coupling="fft").backend == "numba"
     assert simulate("ring_ei", 200, 0.05, 0.01).backend == "numba"
     old = types.SimpleNamespace(**{k: getattr(CompiledModel("ring_ei").module, k)
                                    for k in dir(CompiledModel("ring_ei").module) if not k.startswith("__")})
@@ -331,9 +350,9 @@ def test_cli_backend_option(capsys):
     for be in ("numba", "numpy"):
         code, out, err = run(["simulate", "ring_ei", "--n", 300, "--T", 0.2, "--dt", 0.01, "--backend", be], capsys)
         assert code == 0 and f"backend {be}" in out.splitlines()[0]
-    code, out, err = run(["simulate", "ring_ei", "--n", 100, "--T", 0.1, "--dt", 0.01, "--coupling", "dense",
+    code, out, err = run(["simulate", "ei_linear", "--n", 100, "--T", 0.1, "--dt", 0.01, "--coupling", "dense",
                           "--backend", "numba"], capsys)
-    assert code != 0 and "dense coupling runs on the NumPy path" in one_error_line(err, "simulate")
+    assert code != 0 and "no coupling row to carry the dense coupling" in one_error_line(err, "simulate")
 
 
 def test_api_backend():

@@ -51,17 +51,21 @@ def gbm():
     return CompiledModel(compile_module(m))
 
 
-@pytest.fixture(scope="module")
-def nonseparable():
+def nonseparable_ring(name="nsep"):
     """E-I ring with the non-separable, translation-invariant kernel exp(k cos(theta - phi))."""
     k = sp.Symbol("k")
     w = sp.exp(k * sp.cos(theta - phi))
-    m = Model(name="nsep", state=[x], space=Ring(theta, phi),
+    m = Model(name=name, state=[x], space=Ring(theta, phi),
               populations=[Population("E", drift=-x, diffusion=1, gain=Phi(x), drive=0.1),
                            Population("I", drift=-x, diffusion=1, gain=Phi(x), drive=0.06)],
               kernel={("E", "E"): w, ("E", "I"): -2 * w, ("I", "E"): w, ("I", "I"): -1.8 * w},
               parameters={k: 0.5})
     return CompiledModel(compile_module(m))
+
+
+@pytest.fixture(scope="module")
+def nonseparable():
+    return nonseparable_ring()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ Model 'ei_bistable': state ['x'], space Point(), noise ito, synaptic input into 
 """
 # balkin model hash (canonical form): 509e9fc2fff763c3bc9907396515dcc50aa22d07bcbb0c40f388ac8c3b93b4be
 # balkin model source hash (sha256): e7cdeb1da5270c3fe877e6bad87d775386c281dbf87792017e994875bc88406c
-# balkin generator version 1, hash 0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0
+# balkin generator version 1, hash 767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9
 import numpy
 
 
@@ -33,7 +33,7 @@ MODEL_PATH = 'models/ei_bistable.py'
 MODEL_HASH = '509e9fc2fff763c3bc9907396515dcc50aa22d07bcbb0c40f388ac8c3b93b4be'
 MODEL_SOURCE_HASH = 'e7cdeb1da5270c3fe877e6bad87d775386c281dbf87792017e994875bc88406c'
 GENERATOR_VERSION = '1'
-GENERATOR_HASH = '0ff3816681ef0b2c7f2b437363b21a47f35f7082c3e37a63bdc5912131ca37b0'
+GENERATOR_HASH = '767b97b885dad43007ce78858be979237be7d9ac0935e73e5ccaf67ef3973ca9'
 SPACE = 'point'
 POSITION = ()
 STATE = ('x',)

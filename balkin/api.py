@@ -153,13 +153,14 @@ def spectrum(model, *, npos: int | None = None, closure: bool = False, t: float 
 def verify(model, *, progress: bool = False, params: dict | None = None, scheduler: str = "serial",
            **settings):
     """Particles against the limit equations (solvers.verify): keyword settings as
-    solvers.verify.VerifySettings (sizes, seeds, T, t0, dt, nbins, nx, kinetic_dt, unstable ...).
+    solvers.verify.VerifySettings, unset ones from the defaults of the model's state dimension
+    (solvers.verify.settings_for) (sizes, seeds, T, t0, dt, nbins, nx, kinetic_dt, unstable ...).
     scheduler: where the particle runs go ('serial', 'local', a Dask scheduler address or a
     distributed.Client; solvers.ensemble).  Returns the report; ``report.passed`` is the verdict."""
-    from solvers.verify import VerifySettings
+    from solvers.verify import settings_for
     from solvers.verify import verify as _verify
     cm = _compiled(model, params)
-    return _verify(cm, VerifySettings(**settings), progress=print if progress else None, scheduler=scheduler)
+    return _verify(cm, settings_for(cm, **settings), progress=print if progress else None, scheduler=scheduler)
 
 
 def sweep(model, *axes, n: float | None = None, npos: int | None = None, params: dict | None = None,

@@ -88,66 +88,13 @@ def _init_gaussians(m: CompiledModel, init):
 def gaussian_state(m: CompiledModel, npos: int, n: float | None = None, t: float = 0.0):
     """Stationary Gaussian state (mean (P, N, 2), cov (P, N, 2, 2), lam (P, N), approximate: bool) of the
     balanced limit (n None) or of the Gaussian field at finite n, lambda / sqrt(n) = W G(m, C) + h
-    (DESIGN.md §5b): Newton on lambda over the whole lattice from the balanced multiplier (Jacobian
-    by forward differences).  Raises the field's errors (FieldNotApplicable, FieldError,
-    NoConvergence) when there is none."""
+    (DESIGN.md §5b): solvers.field.FieldSolver(..., n=n).stationary(t), exact for a linear drift with
+    additive noise, the Gaussian closure (approximate) otherwise.  Raises the field's errors
+    (FieldNotApplicable, FieldError, NoConvergence) when there is none."""
     from .field import FieldSolver
     lin = all(dict(m.module.LINEAR_ADDITIVE).values())
-    fs = FieldSolver(m, npos=npos, closure=not lin)
-    try:
-        st = fs.stationary(t)
-        lam0, mean, cov = st.lam, st.state_mean, st.state_cov
-    except Exception:
-        if n is None:
-            raise
-        lam0 = np.zeros((fs.P, fs.N))
-        mean = cov = None
-    if n is None:
-        return mean, cov, lam0, not lin
-    g, e = fs.gc, fs.e
-    h = fs.drive(t)
-    state = {"mean": fs.initial_state()[0]}
-
-    def moments(lam):
-        if lin:
-            A, b, Q = fs.linear_coefficients(t)
-            C = fs._lyapunov(A, Q)
-            bb = b.copy()
-            bb[..., e] += lam
-            mu = -np.linalg.solve(A, bb[..., None])[..., 0]
-        else:
-            mu, C, _ = fs._closure_equilibrium(lam, t, state["mean"])
-            state["mean"] = mu
-        return mu, C
-
-    def F(lam_flat):
-        lam = lam_flat.reshape(fs.P, fs.N)
-        mu, C = moments(lam)
-        G = fs.gain(mu[..., g], C[..., g, g])
-        return (lam / math.sqrt(n) - (fs.apply_W(G) + h)).ravel()
-
-    x = lam0.ravel().copy()
-    f = F(x)
-    for _ in range(60):
-        if np.abs(f).max() < 1e-11:
-            break
-        eps = 1e-7 * (1 + np.abs(x))
-        J = np.empty((x.size, x.size))
-        for k in range(x.size):
-            xk = x.copy()
-            xk[k] += eps[k]
-            J[:, k] = (F(xk) - f) / eps[k]
-        dx = np.linalg.solve(J, -f)
-        s = 1.0
-        while s > 1e-4:
-            fn = F(x + s * dx)
-            if np.all(np.isfinite(fn)) and np.linalg.norm(fn) < np.linalg.norm(f):
-                break
-            s /= 2
-        x, f = x + s * dx, fn
-    lam = x.reshape(fs.P, fs.N)
-    mu, C = moments(lam)
-    return mu, C, lam, not lin
+    st = FieldSolver(m, npos=npos, closure=not lin, n=n).stationary(t)
+    return st.state_mean, st.state_cov, st.lam, not lin
 
 
 @dataclass

@@ -149,15 +149,17 @@ def _newton(fun, x0, tol, max_iter):
 
 def solve_stationary2d(model, *, n: float | None = None, npos: int | None = None, t: float = 0.0, params=None,
                        shape=None, intervals=None, tol: float = TOL, max_iter: int = 40,
-                       check_stability: bool = True) -> StationaryResult2D:
+                       check_stability: bool = True, neg_tol: float = NEG_TOL) -> StationaryResult2D:
     """The stationary state of an m = 2 model (module docstring): balanced (n None) or finite n.
     shape / intervals: the grid (None: automatic, solvers.grid2d).  Raises DriveOutsideRange,
-    NoConvergence, GridError, ManifoldNotAttracting (if check_stability)."""
+    NoConvergence, GridError, ManifoldNotAttracting (if check_stability).  neg_tol: negative density
+    allowed, relative to the block maximum (a larger one: KineticError); a first coarse solve that only
+    locates the density (solvers.verify_m2) passes inf."""
     with np.errstate(under="ignore"):          # far tails: underflow to 0 is harmless
-        return _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_stability)
+        return _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_stability, neg_tol)
 
 
-def _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_stability):
+def _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_stability, neg_tol=NEG_TOL):
     from .feasibility import check_drive
     from .lattice_coupling import LatticeCoupling
     m = model if isinstance(model, CompiledModel) else CompiledModel(model, params)
@@ -205,11 +207,12 @@ def _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_sta
     lam, p, gb, dg, R = aux
     # checks of the solution on its grid
     mx = p.max(axis=(-1, -2), keepdims=True)
-    if np.any(p < -NEG_TOL * mx):
+    if np.any(p < -neg_tol * mx):
         raise KineticError(f"model {m.name!r}: the stationary density has negative values down to "
                            f"{float((p / mx).min()):.3e} of its maximum: refine the grid (shape=...)")
     ks._audit = {"max_edge_mass": 0.0, "min_cells_per_sd": np.inf}
-    ks._check_audit(np.maximum(p, 0.0), t)
+    if np.isfinite(neg_tol):
+        ks._check_audit(np.maximum(p, 0.0), t)
     _, mean, cov = ks.moments(p)
     D = np.sum(ks.gslope * p, axis=(-1, -2)) * ks.area
     if n is None:

@@ -70,6 +70,18 @@ class VerifySettings:
     unstable: bool = False         # test unstable sizes (frequency and growth) instead of failing them
 
 
+def settings_for(model, **given) -> VerifySettings:
+    """VerifySettings from ``given`` (None values left out); what is not given comes from the defaults of
+    the model's state dimension: m = 2 solvers.verify_m2.M2_DEFAULTS (sizes, seeds, window, bins chosen
+    for the cost of the 2-D solves), m = 1 the VerifySettings defaults."""
+    cm = model if isinstance(model, CompiledModel) else CompiledModel(model)
+    vals = {k: v for k, v in given.items() if v is not None}
+    if cm.m == 2:
+        from .verify_m2 import M2_DEFAULTS
+        vals = {**M2_DEFAULTS, **vals}
+    return VerifySettings(**vals)
+
+
 @dataclass
 class VerifyReport(Record):
     model: str
@@ -443,6 +455,46 @@ def finite_n_z(report: VerifyReport, quantities) -> tuple:
     return M, worst
 
 
+def limit_rate_check(report: VerifyReport) -> dict:
+    """The limit-rate check (module docstring) from report.per_n[i]["mean"] (seed_means, finite_n, limit)
+    and report.limit["asymptotic_gap"] = ((n1, n2), (gap1, gap2)); sets report.slope, returns the check."""
+    s = report.settings
+    sizes = np.array([e["n"] for e in report.per_n], float)
+    if len(sizes) < 2:
+        return {"passed": False, "message": "need at least two sizes to fit the rate"}
+
+    def rms_err(seed_means, lim):
+        return float(np.sqrt(np.mean((seed_means.mean(axis=0) - lim) ** 2)))
+    errs = np.array([rms_err(e["mean"]["seed_means"], e["mean"]["limit"]) for e in report.per_n])
+    pred = np.array([float(np.sqrt(np.mean((e["mean"]["finite_n"] - e["mean"]["limit"]) ** 2)))
+                     for e in report.per_n])
+    slope = float(np.polyfit(np.log(sizes), np.log(errs), 1)[0])
+    pred_slope = float(np.polyfit(np.log(sizes), np.log(np.maximum(pred, 1e-300)), 1)[0])
+    rng = np.random.default_rng(2024)
+    boots = []
+    for _ in range(s.bootstrap):
+        eb = []
+        for e in report.per_n:
+            sm = e["mean"]["seed_means"]
+            pick = sm[rng.integers(0, sm.shape[0], sm.shape[0])]
+            eb.append(rms_err(pick, e["mean"]["limit"]))
+        boots.append(np.polyfit(np.log(sizes), np.log(eb), 1)[0])
+    lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
+    asym = report.limit.get("asymptotic_gap")
+    s_inf = None
+    if asym is not None:
+        s_inf = float(np.log(asym[1][1] / asym[1][0]) / np.log(asym[0][1] / asym[0][0]))
+    ok = (lo <= pred_slope <= hi) and s_inf is not None and abs(s_inf + 0.5) <= 0.05
+    report.slope = {"sizes": sizes, "rms_error_limit": errs, "slope": slope, "ci95": [lo, hi],
+                    "finite_n_limit_gap": pred, "finite_n_slope": pred_slope,
+                    "asymptotic_slope": s_inf, "asymptotic_sizes": None if asym is None else asym[0]}
+    return {"passed": bool(ok), "message":
+            f"limit error slope {slope:.3f}, 95% CI [{lo:.3f}, {hi:.3f}] "
+            f"{'contains' if lo <= pred_slope <= hi else 'misses'} the finite-n "
+            f"equation's slope {pred_slope:.3f} over the same sizes; its asymptotic "
+            f"slope (n = 1e8..1e10) is {s_inf:.3f} (need -0.5 +- 0.05)"}
+
+
 def _checks(report: VerifyReport, results, field_check):
     s = report.settings
     checks = {}
@@ -478,41 +530,7 @@ def _checks(report: VerifyReport, results, field_check):
                 f"against tolerance {wb[5]:.2e}")
     checks["dt-bias"] = {"passed": worst_b[0] <= 1.0, "message": msg, "max_ratio": worst_b[0]}
 
-    # limit error rate
-    sizes = np.array([e["n"] for e in report.per_n], float)
-    if len(sizes) >= 2:
-        def rms_err(seed_means, lim):
-            return float(np.sqrt(np.mean((seed_means.mean(axis=0) - lim) ** 2)))
-        errs = np.array([rms_err(e["mean"]["seed_means"], e["mean"]["limit"]) for e in report.per_n])
-        pred = np.array([float(np.sqrt(np.mean((e["mean"]["finite_n"] - e["mean"]["limit"]) ** 2)))
-                         for e in report.per_n])
-        slope = float(np.polyfit(np.log(sizes), np.log(errs), 1)[0])
-        pred_slope = float(np.polyfit(np.log(sizes), np.log(np.maximum(pred, 1e-300)), 1)[0])
-        rng = np.random.default_rng(2024)
-        boots = []
-        for _ in range(s.bootstrap):
-            eb = []
-            for e in report.per_n:
-                sm = e["mean"]["seed_means"]
-                pick = sm[rng.integers(0, sm.shape[0], sm.shape[0])]
-                eb.append(rms_err(pick, e["mean"]["limit"]))
-            boots.append(np.polyfit(np.log(sizes), np.log(eb), 1)[0])
-        lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
-        asym = report.limit.get("asymptotic_gap")
-        s_inf = None
-        if asym is not None:
-            s_inf = float(np.log(asym[1][1] / asym[1][0]) / np.log(asym[0][1] / asym[0][0]))
-        ok = (lo <= pred_slope <= hi) and s_inf is not None and abs(s_inf + 0.5) <= 0.05
-        report.slope = {"sizes": sizes, "rms_error_limit": errs, "slope": slope, "ci95": [lo, hi],
-                        "finite_n_limit_gap": pred, "finite_n_slope": pred_slope,
-                        "asymptotic_slope": s_inf, "asymptotic_sizes": None if asym is None else asym[0]}
-        checks["limit-rate"] = {"passed": bool(ok), "message":
-                                f"limit error slope {slope:.3f}, 95% CI [{lo:.3f}, {hi:.3f}] "
-                                f"{'contains' if lo <= pred_slope <= hi else 'misses'} the finite-n "
-                                f"equation's slope {pred_slope:.3f} over the same sizes; its asymptotic "
-                                f"slope (n = 1e8..1e10) is {s_inf:.3f} (need -0.5 +- 0.05)"}
-    else:
-        checks["limit-rate"] = {"passed": False, "message": "need at least two sizes to fit the rate"}
+    checks["limit-rate"] = limit_rate_check(report)
     if field_check is not None:
         checks["field"] = {"passed": field_check < 1e-3, "message":
                            f"neural field vs kinetic limit: max |mean difference| {field_check:.2e} (< 1e-3)"}

@@ -28,7 +28,7 @@ def run_demo(model="ring_ei", *, sizes=None, seeds=None, T=None, t0=None,
     from solvers.kinetic import KineticSolver
     from solvers.loading import is_model_name, model_name, recorded_path, shown_path
     from solvers.stationary import solve_balanced
-    from solvers.verify import VerifySettings, verify
+    from solvers.verify import settings_for, verify
 
     from balkin.project import generate_target
 
@@ -38,11 +38,6 @@ def run_demo(model="ring_ei", *, sizes=None, seeds=None, T=None, t0=None,
     if (xmin is None) != (xmax is None):
         raise ValueError(f"give both --xmin and --xmax or neither (got {xmin}, {xmax})")
     interval = None if xmin is None else (float(xmin), float(xmax))
-    dflt = VerifySettings()
-    sizes = dflt.sizes if sizes is None else sizes
-    seeds = dflt.seeds if seeds is None else seeds
-    T = dflt.T if T is None else T
-    t0 = dflt.t0 if t0 is None else t0
     t_start = time.perf_counter()
     path = model_file(model)
     ref = model if is_model_name(model) else model_name(path)
@@ -62,6 +57,11 @@ def run_demo(model="ring_ei", *, sizes=None, seeds=None, T=None, t0=None,
         atomic_write_text(target, src)
         out(f"wrote {shown_path(target)}")
     cm = CompiledModel(ref)
+    dflt = settings_for(cm)               # the defaults of verify for the model's state dimension
+    sizes = dflt.sizes if sizes is None else sizes
+    seeds = dflt.seeds if seeds is None else seeds
+    T = dflt.T if T is None else T
+    t0 = dflt.t0 if t0 is None else t0
 
     linear = all(cm.module.LINEAR_ADDITIVE.values())
     if cm.m == 1:
@@ -99,8 +99,8 @@ def run_demo(model="ring_ei", *, sizes=None, seeds=None, T=None, t0=None,
 
     out(f"== 6. verify against particle simulations: n = {list(sizes)}, {seeds} seeds each")
     try:
-        rep = verify(cm, VerifySettings(sizes=tuple(sizes), seeds=seeds, T=T, t0=t0, nx=nx, xmin=xmin,
-                                        xmax=xmax), progress=None)
+        rep = verify(cm, settings_for(cm, sizes=tuple(sizes), seeds=seeds, T=T, t0=t0, nx=nx, xmin=xmin,
+                                      xmax=xmax), progress=None)
     except (ValueError, RuntimeError) as exc:     # m >= 2: a refusal of the 2-D verify (e.g. its grid)
         if cm.m == 1:
             raise

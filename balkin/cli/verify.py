@@ -12,17 +12,22 @@ def add_command(subparsers) -> None:
     p = subparsers.add_parser("verify", help="check the limit equations against particle simulations "
                                              "(exit 0 on PASS, 1 on FAIL)")
     p.add_argument("model", help="model name or file")
-    p.add_argument("--sizes", default=",".join(str(n) for n in d.sizes),
-                   help=f"network sizes n, comma separated (default {','.join(str(n) for n in d.sizes)})")
-    p.add_argument("--seeds", type=int, default=d.seeds, help=f"independent runs per size (default {d.seeds})")
-    p.add_argument("--T", type=float, default=d.T, help=f"simulated time (default {d.T:g})")
-    p.add_argument("--t0", type=float, default=d.t0, help=f"averaging window start (default {d.t0:g})")
+    from solvers.verify_m2 import M2_DEFAULTS as d2
+    p.add_argument("--sizes", default=None,
+                   help=f"network sizes n, comma separated (default {','.join(str(n) for n in d.sizes)}; m = 2: "
+                        f"{','.join(str(n) for n in d2['sizes'])})")
+    p.add_argument("--seeds", type=int, default=None, help=f"independent runs per size (default {d.seeds}; "
+                                                            f"m = 2: {d2['seeds']})")
+    p.add_argument("--T", type=float, default=None, help=f"simulated time (default {d.T:g}; m = 2: {d2['T']:g})")
+    p.add_argument("--t0", type=float, default=None, help=f"averaging window start (default {d.t0:g}; m = 2: "
+                                                          f"{d2['t0']:g})")
     p.add_argument("--dt", type=float, default=d.dt, help=f"particle time step (default {d.dt:g}; runs use dt "
                                                           "and 2 dt for Richardson extrapolation)")
     p.add_argument("--kinetic-dt", type=float, default=d.kinetic_dt,
                    help=f"kinetic solver time step (default {d.kinetic_dt:g}; at finite n it must resolve "
                         "growing fast modes, and the transient of unresolved decaying ones must end before t0)")
-    p.add_argument("--nbins", type=int, default=d.nbins, help=f"position bins on the ring (default {d.nbins})")
+    p.add_argument("--nbins", type=int, default=None, help=f"position bins per angle (default {d.nbins}; m = 2: "
+                                                             f"{d2['nbins']})")
     p.add_argument("--nx", type=int, default=None,
                    help="kinetic x-grid cells (default: automatic, >= 20 cells per standard deviation)")
     p.add_argument("--xmin", type=float, default=None, help="kinetic x-interval start (with --xmax; default automatic)")
@@ -41,22 +46,21 @@ def add_command(subparsers) -> None:
 def run(args) -> int:
     from solvers.loading import model_name
     from solvers.output import write_json
-    from solvers.verify import VerifySettings, verify
+    from solvers.compiled import CompiledModel
+    from solvers.verify import settings_for, verify
     from .verify_report import print_report, write_plots
-    try:
-        sizes = tuple(int(float(v)) for v in args.sizes.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
-    s = VerifySettings(sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins,
-                       unstable=args.unstable, kinetic_dt=args.kinetic_dt, nx=args.nx, xmin=args.xmin, xmax=args.xmax)
-    if args.plots:
-        from solvers.compiled import CompiledModel
-        if CompiledModel(model_name(args.model)).m == 2:
-            raise ValueError("--plots: the figures of verify are not implemented for m = 2 models yet (the "
-                             "--json output holds every number, marginals included)")
-    report = verify(model_name(args.model), s, progress=lambda msg: print(msg, flush=True),
+    sizes = None
+    if args.sizes is not None:
+        try:
+            sizes = tuple(int(float(v)) for v in args.sizes.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"--sizes must be positive integers, got {args.sizes!r}")
+    cm = CompiledModel(model_name(args.model))
+    s = settings_for(cm, sizes=sizes, seeds=args.seeds, T=args.T, t0=args.t0, dt=args.dt, nbins=args.nbins,
+                     unstable=args.unstable, kinetic_dt=args.kinetic_dt, nx=args.nx, xmin=args.xmin, xmax=args.xmax)
+    report = verify(cm, s, progress=lambda msg: print(msg, flush=True),
                     scheduler=args.scheduler.strip())
     print_report(report)
     if args.json:

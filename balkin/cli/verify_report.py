@@ -23,18 +23,19 @@ def print_report(report: VerifyReport, file=None) -> None:
     for e in report.per_n:
         print(f"n = {e['n']}: particle step dt = {e['dt']:g} (and 2 dt, Richardson-extrapolated)", file=file)
     mod_pops = report.populations
-    print(f"{'n':>7} {'pop':>4} {'quantity':>8} {'particles':>11} {'+-se':>8} {'finite-n':>10} "
+    print(f"{'n':>7} {'pop':>4} {'quantity':>10} {'particles':>11} {'+-se':>8} {'finite-n':>10} "
           f"{'z':>6} {'limit':>10} {'err(limit)':>11} {'W1(fin)':>8} {'W1(lim)':>8}", file=file)
     for e in report.per_n:
+        extra = tuple(k for k in e if k.startswith(("mean_", "var_", "cov_")))        # m = 2: per component
         for ia, a in enumerate(mod_pops):
-            for q in ("mean", "gbar", "lam"):
+            for q in ("mean", "gbar", "lam") + extra:
                 d = e[q]
                 # summarise bins by the worst z (one line per population and quantity)
                 z = d["z_finite_n"][ia]
                 b = int(np.argmax(np.abs(z)))
                 w1 = (f"{e['w1_finite_n'][ia].mean():8.4f} {e['w1_limit'][ia].mean():8.4f}" if q == "mean"
                       else f"{'':8} {'':8}")
-                print(f"{e['n']:>7} {a:>4} {q:>8} {d['particles'][ia, b]:11.4f} {d['se'][ia, b]:8.4f} "
+                print(f"{e['n']:>7} {a:>4} {q:>10} {d['particles'][ia, b]:11.4f} {d['se'][ia, b]:8.4f} "
                       f"{d['finite_n'][ia, b]:10.4f} {z[b]:6.2f} {d['limit'][ia, b]:10.4f} "
                       f"{d['err_limit'][ia, b]:11.4f} {w1}", file=file)
     print("(per row: the bin with the largest |z|; W1: mean over bins of the Wasserstein-1 distance of "
@@ -60,7 +61,9 @@ def _save(fig, path, files: list) -> None:
 def write_plots(report: VerifyReport, outdir) -> list:
     """Figures (needs matplotlib, the 'plot' extra): the particle histogram against the finite-n and
     limit densities at two bins, lambda(t) of one particle run against the kinetic predictions, and
-    the limit error against n on log-log axes with an n^(-1/2) guide.  Returns the file paths."""
+    the limit error against n on log-log axes with an n^(-1/2) guide; m = 2: the 2-D densities beside
+    the particle histograms and their marginals (_write_plots_m2) and the limit error.  Returns the
+    file paths."""
     try:
         import matplotlib
         import matplotlib.ticker
@@ -76,6 +79,8 @@ def write_plots(report: VerifyReport, outdir) -> list:
     out.mkdir(parents=True, exist_ok=True)
     if not report.per_n:            # no stationary comparison was made (unstable sizes only)
         return []
+    if report.per_n[-1].get("state_dimension") == 2:
+        return _write_plots_m2(report, out, plt)
     pops = report.populations
     big = report.per_n[-1]
     pdat = big["_plot"]
@@ -113,6 +118,11 @@ def write_plots(report: VerifyReport, outdir) -> list:
         ax.legend(fontsize=7)
     _save(fig, out / f"{report.model}_lambda.png", files)
 
+    _error_vs_n(report, out, files, plt, matplotlib)
+    return [str(f) for f in files]
+
+
+def _error_vs_n(report, out, files, plt, matplotlib) -> None:
     sl = report.slope
     if sl:
         fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -128,4 +138,63 @@ def write_plots(report: VerifyReport, outdir) -> list:
         ax.set_ylabel("RMS error of the mean vs the limit")
         ax.legend(fontsize=7)
         _save(fig, out / f"{report.model}_error_vs_n.png", files)
+
+
+def density_panels(report: VerifyReport) -> list:
+    """The arrays of the m = 2 density figure, per population: the finite-n stationary density p(x1, x2)
+    at the largest n averaged over the lattice positions (point: the one position), the 2-D histogram
+    of the particles' final states (all seeds and positions) as a density on the same cells, the cell
+    edges, and both marginals of each.  Keys: population, n, edges (2 arrays), density, histogram,
+    counts (the histogram's raw counts, with the particles outside the grid in ``outside``), samples
+    (the particle count), marginals {component: (density marginal, histogram marginal)}."""
+    big = report.per_n[-1]
+    pd = big["_plot"]
+    panels = []
+    for ia, a in enumerate(report.populations):
+        x1, x2 = pd["x"][ia]
+        edges = [np.concatenate([[x[0] - (x[1] - x[0]) / 2], x + (x[1] - x[0]) / 2]) for x in (x1, x2)]
+        h1, h2 = x1[1] - x1[0], x2[1] - x2[0]
+        X = pd["samples"][ia]
+        counts, _, _ = np.histogram2d(X[0], X[1], bins=edges)
+        M = X.shape[1]
+        hist = counts / (M * h1 * h2)
+        dens = pd["density"][ia]
+        comps = pd["components"]
+        panels.append({"population": a, "n": big["n"], "edges": edges, "density": dens, "histogram": hist,
+                       "counts": counts, "samples": M, "outside": int(M - counts.sum()), "cell_area": h1 * h2,
+                       "marginals": {comps[0]: (dens.sum(axis=1) * h2, hist.sum(axis=1) * h2),
+                                     comps[1]: (dens.sum(axis=0) * h1, hist.sum(axis=0) * h1)},
+                       "centres": (x1, x2)})
+    return panels
+
+
+def _write_plots_m2(report: VerifyReport, out, plt) -> list:
+    """m = 2: per population the finite-n kinetic density (largest n; on a ring or torus averaged over
+    the positions) as a heat map beside the particles' 2-D histogram on the same cells and colour
+    scale, and the two marginals (density, histogram); then the limit error against n."""
+    import matplotlib
+    files = []
+    panels = density_panels(report)
+    comps = report.per_n[-1]["_plot"]["components"]
+    where = "" if report.per_n[-1].get("lattice_side", 1) == 1 else ", averaged over positions"
+    fig, axes = plt.subplots(len(panels), 4, figsize=(18, 3.8 * len(panels)), squeeze=False)
+    for row, pnl in zip(axes, panels):
+        e1, e2 = pnl["edges"]
+        vmax = max(pnl["density"].max(), pnl["histogram"].max())
+        for ax, arr, title in ((row[0], pnl["density"], f"finite-n kinetic, n = {pnl['n']}{where}"),
+                               (row[1], pnl["histogram"], f"particles, n = {pnl['n']} ({pnl['samples']} states)")):
+            im = ax.pcolormesh(e1, e2, arr.T, vmin=0.0, vmax=vmax, shading="flat")
+            ax.set_title(f"{pnl['population']}: {title}", fontsize=9)
+            ax.set_xlabel(comps[0])
+            ax.set_ylabel(comps[1])
+        fig.colorbar(im, ax=row[1])
+        for k, ax in ((0, row[2]), (1, row[3])):
+            dm, hm = pnl["marginals"][comps[k]]
+            ax.stairs(hm, pnl["edges"][k], label="particles", alpha=0.6)
+            ax.plot(pnl["centres"][k], dm, label="finite-n kinetic")
+            ax.set_xlabel(comps[k])
+            ax.set_title(f"{pnl['population']}: marginal of {comps[k]}", fontsize=9)
+            ax.legend(fontsize=7)
+    _save(fig, out / f"{report.model}_densities2d.png", files)
+    _error_vs_n(report, out, files, plt, matplotlib)
     return [str(f) for f in files]

@@ -552,6 +552,12 @@ class KineticSolver2D(LatticeMultiplier):
         _, U = self._basis(t)
         if U.shape[1] == 0:
             return np.zeros(0, complex)
+        D, J = self.fast_coefficients(p, t)
+        return fast_spectrum.eigenvalues(fast_spectrum.lattice_operator(self.W, D), U, n=self.n, j=J)
+
+    def fast_coefficients(self, p, t):
+        """(D, J), each (P, Npos): the mean gain slope <d g/d x_e> and the mean drift slope
+        <d f_e/d x_e> under the densities p (the coefficients of the finite-n fast matrix)."""
         D = np.sum(self.gslope * p, axis=(-1, -2)) * self.area
         if self.static and getattr(self, "_fslope", None) is not None:
             fs = self._fslope
@@ -561,7 +567,7 @@ class KineticSolver2D(LatticeMultiplier):
             if self.static:
                 self._fslope = fs
         J = np.sum(fs * p, axis=(-1, -2)) * self.area
-        return fast_spectrum.eigenvalues(fast_spectrum.lattice_operator(self.W, D), U, n=self.n, j=J)
+        return D, J
 
     def _check_step(self, p, t, dt):
         nu = self.fast_rates(p, t)

@@ -63,6 +63,9 @@ class StationaryResult2D(Record):
     imbalance: float
     iterations: int
     info: dict = field(default_factory=dict)
+    #: (P, N): <d g/d x_e> and <d f_e/d x_e> at the state, the coefficients of the fast matrix
+    slope: np.ndarray | None = None
+    drift_slope: np.ndarray | None = None
 
     @property
     def populations(self) -> tuple:
@@ -214,7 +217,7 @@ def _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_sta
     if np.isfinite(neg_tol):
         ks._check_audit(np.maximum(p, 0.0), t)
     _, mean, cov = ks.moments(p)
-    D = np.sum(ks.gslope * p, axis=(-1, -2)) * ks.area
+    D, J = ks.fast_coefficients(p, t)
     if n is None:
         eig = fast_spectrum.eigenvalues(fast_spectrum.lattice_operator(ks.W, D), U)
     else:
@@ -234,5 +237,5 @@ def _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_sta
                            "min_cells_per_sd_required": MIN_CELLS_PER_SD},
             "method": "null vector of the discrete FP operator (sparse LU), Newton on lambda"}
     return StationaryResult2D(m, kind, n, ks.pos, ks.x, lam, gb, mean, cov, list(marg), p, eig, res, imbalance,
-                              its, info)
+                              its, info, slope=D, drift_slope=J)
 

@@ -39,8 +39,10 @@ limit rate of m = 1 (solvers.verify.limit_rate_check: the particles' distance to
 against the finite-n equation's, and the latter's slope -1/2 between n = 1e8 and 1e10, from two more
 stationary solves).  Reported without a check: the Wasserstein-1 distances of each component's final
 marginal (pooled over seeds) to the stationary marginals, and the 2-D densities for the figures.
-Refused here: time-dependent models (the prediction is a stationary state plus a transient), and
---unstable (the oscillation check of solvers.verify_stability follows a one-dimensional density).
+Sizes whose finite-n state is unstable fail, or with --unstable get the oscillation check of
+solvers.verify_stability (linear response along the leading fast mode, particles drawn from the 2-D
+stationary density: verify_stability.State2D).  Refused here: time-dependent models (the prediction
+is a stationary state plus a transient).
 
 solvers.verify.verify dispatches here and passes itself as ``common`` (its settings, report class,
 coupled noise, window weights, W1 distance and checks are shared, not copied; importing it back
@@ -235,9 +237,6 @@ def verify_m2(model, settings, *, progress=None, common):
     if s.nx is not None or s.xmin is not None or s.xmax is not None:
         raise ValueError(f"model {cm.name!r} has m = 2: --nx/--xmin/--xmax set the m = 1 grid (the m = 2 grid is "
                          f"automatic, solvers.verify_m2.verify_grid)")
-    if s.unstable:
-        raise ValueError(f"model {cm.name!r}: --unstable is not supported for m = 2 (the oscillation check of "
-                         f"solvers.verify_stability follows a one-dimensional density); test stable sizes")
     if not (0 <= s.t0 < s.T) or s.seeds < 2:
         raise ValueError(f"need 0 <= t0 < T and at least 2 seeds, got t0 = {s.t0}, T = {s.T}, seeds = {s.seeds}")
     say = progress or (lambda msg: None)
@@ -261,7 +260,7 @@ def verify_m2(model, settings, *, progress=None, common):
     timings["stationary_limit"] = time.perf_counter() - tk
     say(f"[verify {cm.name}] balanced limit (m = 2, {side ** cm.pos_dim} lattice positions, grid "
         f"{shape_lim[0]} x {shape_lim[1]}): {timings['stationary_limit']:.1f} s")
-    per_n, stability = [], []
+    per_n, stability, oscillations = [], [], {}
     positions = None
     for n in s.sizes:
         tk = time.perf_counter()
@@ -274,6 +273,12 @@ def verify_m2(model, settings, *, progress=None, common):
         say(f"[verify {cm.name}] n = {n}: finite-n stationary state (m = 2, grid {shape[0]} x {shape[1]}), fast "
             f"spectrum {'stable' if stable else 'UNSTABLE'}: {time.perf_counter() - tk:.1f} s")
         if not stable:
+            if s.unstable:                  # the unstable regime: frequency and growth of the leading mode
+                from .verify_stability import State2D, oscillation_check
+                res = oscillation_check(cm, n, State2D(st), s.dt / 2, s.seeds)
+                oscillations[f"oscillation n={n}"] = {"passed": res["passed"], "message": res["message"],
+                                                      **{k: v for k, v in res.items() if k not in ("passed", "message")}}
+                say(f"[verify {cm.name}] {res['message']}")
             continue
         gauss = gaussian_state(cm, side, n)
         corr, audit = _transient(vc, cm, n, window, side, shape, iv, gauss)
@@ -356,7 +361,7 @@ def verify_m2(model, settings, *, progress=None, common):
     if gaps:
         lim_record["asymptotic_gap"] = (FAR_SIZES, gaps)
     report = vc.VerifyReport(cm.name, cm.populations, s, bins, per_n, stability, lim_record)
-    _checks_m2(vc, report, quantities)
+    _checks_m2(vc, report, quantities, oscillations)
     timings["total"] = time.perf_counter() - t_start
     report.timings = timings
     return report
@@ -394,13 +399,17 @@ def _plot_data(cm, st, limit_st, finals):
             "components": tuple(cm.module.STATE)}
 
 
-def _checks_m2(vc, report, quantities) -> None:
+def _checks_m2(vc, report, quantities, oscillations) -> None:
+    """The verdicts: stability (unstable sizes fail unless --unstable, where their oscillation checks
+    stand instead), finite-n, dt-bias and limit-rate."""
     s = report.settings
-    checks = {}
-    unstable = [st["n"] for st in report.stability if not st["stable"]]
-    if unstable:
-        checks["stability"] = {"passed": False, "message": f"the finite-n state is not stable at n = {unstable}: "
-                                                           "no stationary comparison there"}
+    checks = dict(oscillations)
+    unstable = [(st["n"], st["leading"]) for st in report.stability if not st["stable"]]
+    if unstable and not s.unstable:
+        bad = ", ".join(f"n = {n} (eigenvalue {lead[0]:.4g}{lead[1]:+.4g}i)" for n, lead in unstable)
+        checks["stability"] = {"passed": False, "message": f"the finite-n state is not stable at {bad}: a "
+                               f"stationary comparison is meaningless there; test smaller sizes, or the unstable "
+                               f"regime with --unstable (frequency and growth against the prediction)"}
     M, worst = vc.finite_n_z(report, quantities)
     dof = s.seeds * s.nbatch - 1
     if M:

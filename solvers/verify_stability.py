@@ -92,6 +92,46 @@ def _sampler(st):
     return init
 
 
+class State2D:
+    """An m = 2 stationary state (solvers.stationary2d.StationaryResult2D) as oscillation_check reads
+    it: the lattice per angle ``npos``, the fast-matrix coefficients ``slope`` and ``drift_slope``
+    (P, N), the input component's ``mean`` and ``variance`` (P, N), and ``sampler()``: states (both
+    components) drawn from the 2-D density at the nearest lattice position (inverse CDF over the
+    cells, uniform within a cell)."""
+
+    def __init__(self, st):
+        cm = st.model
+        self.model, self.st = cm, st
+        N = st.density.shape[1]
+        self.npos = round(N ** (1.0 / cm.pos_dim)) if cm.pos_dim else 1
+        self.slope, self.drift_slope = st.slope, st.drift_slope
+        self.mean = st.state_mean[..., cm.e]
+        self.variance = st.state_cov[..., cm.e, cm.e]
+
+    def sampler(self):
+        st, cm, side = self.st, self.model, self.npos
+
+        def init(rng, pop, m, n_a, pos):
+            ia = cm.populations.index(pop)
+            x1, x2 = (np.asarray(v, float) for v in st.x[ia])
+            h1, h2 = x1[1] - x1[0], x2[1] - x2[0]
+            if cm.pos_dim == 0:
+                idx = np.zeros(n_a, dtype=np.intp)
+            else:
+                from .coupling import bin_index
+                idx = bin_index(pos, side, cm.pos_dim)
+            out = np.zeros((m, n_a))
+            for k in np.unique(idx):
+                sel = np.flatnonzero(idx == k)
+                cdf = np.cumsum(np.maximum(st.density[ia, k], 0.0).ravel())
+                cell = np.minimum(np.searchsorted(cdf / cdf[-1], rng.uniform(size=sel.size)), cdf.size - 1)
+                i, j = np.unravel_index(cell, st.density.shape[2:])
+                out[0, sel] = x1[i] + h1 * (rng.uniform(size=sel.size) - 0.5)
+                out[1, sel] = x2[j] + h2 * (rng.uniform(size=sel.size) - 0.5)
+            return out
+        return init
+
+
 def _pattern(cm, V, pos):
     """Re(psi(theta) . v_a) per population at positions pos: (P, len) (a constant on a point)."""
     npts = len(pos[0]) if pos else 1
@@ -117,7 +157,7 @@ def oscillation_check(cm, n, st, dt: float, seeds: int, *, delta: float = 0.01, 
     nb = st.npos if cm.pos_dim else None
     fine = cm.grid(64) if cm.pos_dim else ()
     scale = delta / max(float(np.max(np.abs(_pattern(cm, V, fine)))), 1e-300)
-    base_init = _sampler(st)
+    base_init = st.sampler() if hasattr(st, "sampler") else _sampler(st)
 
     def kicked(rng, pop, m, n_a, pos):
         x = base_init(rng, pop, m, n_a, pos)

@@ -107,3 +107,52 @@ def test_verify_m2_on_the_torus_passes():
     assert big["gbar"]["finite_n"].shape == (1, 4)
     spread = np.ptp(big["gbar"]["finite_n"][0])
     assert spread > 5 * big["gbar"]["se"].max(), (spread, big["gbar"]["se"])
+
+
+# ---- stability and the unstable regime on m = 2 (issue 9's verify, issue 11) ------------------------
+@functools.lru_cache(maxsize=None)
+def _hopf_adaptation():
+    """Point E-I model near a Hopf point of the fast manifold (issue 9's W = [[1, -2], [1, -1.3]], balanced
+    gbar = (0.45, 0.2)) with an adaptation variable a (noise on x only): the finite-n fast matrix
+    <f_e'> + sqrt(n) W D is stable at n = 400 (-0.63 +- 3.75i) and unstable at n = 10^4 (0.87 +- 22.3i)."""
+    from derive.codegen import compile_module
+    from solvers.compiled import CompiledModel
+    W = np.array([[1.0, -2.0], [1.0, -1.3]])
+    h = -W @ np.array([0.45, 0.2])
+    pops = [Population(p, drift=[-x - a / 2, (x - a) / 2], diffusion=[[1, 0], [0, 0]], gain=Phi(x), drive=float(hh),
+                       fraction=1) for p, hh in (("E", h[0]), ("I", h[1]))]
+    return CompiledModel(compile_module(Model(
+        name="hopf_adaptation", state=[x, a], space=Point(), populations=pops,
+        kernel={("E", "E"): 1.0, ("E", "I"): -2.0, ("I", "E"): 1.0, ("I", "I"): -1.3}, parameters={})))
+
+
+def test_m2_unstable_size_fails_naming_size_and_eigenvalue():
+    from solvers.verify import VerifySettings, verify
+    rep = verify(_hopf_adaptation(), VerifySettings(sizes=(400, 10_000), seeds=2, T=4, t0=1, nbins=4),
+                 progress=None)
+    stab = {e["n"]: e for e in rep.stability}
+    assert stab[400]["stable"] and not stab[10_000]["stable"]
+    assert stab[400]["leading"][0] < 0 < stab[10_000]["leading"][0]
+    msg = rep.checks["stability"]["message"]
+    assert not rep.passed and "n = 10000 (eigenvalue 0.86" in msg and "--unstable" in msg
+    assert [e["n"] for e in rep.per_n] == [400]                 # no stationary comparison at the unstable size
+
+
+@pytest.mark.slow
+def test_m2_unstable_regime_frequency_and_growth():
+    """--unstable on m = 2: the particles (drawn from the 2-D stationary density, kicked along the leading
+    eigenvector) grow and oscillate as the finite-n fast eigenvalue says (frequency within 5 %, growth within
+    3 SE over 4 seeds); a wrong prediction (the intrinsic rate J shifted by -0.5) fails the same check."""
+    from solvers import verify_stability as vs
+    from solvers.stationary2d import solve_stationary2d
+    from solvers.verify import VerifySettings, verify
+    cm = _hopf_adaptation()
+    rep = verify(cm, VerifySettings(sizes=(10_000,), seeds=4, unstable=True), progress=None)
+    c = rep.checks["oscillation n=10000"]
+    assert rep.passed, c["message"]
+    assert abs(c["frequency"] / c["predicted"][1] - 1) < 0.05
+    assert abs(c["rate"] - c["predicted"][0]) < 3 * c["rate_se"] + 0.05
+    st = vs.State2D(solve_stationary2d(cm, n=10_000, check_stability=False))
+    st.drift_slope = st.drift_slope - 0.5                         # the negative control
+    wrong = vs.oscillation_check(cm, 10_000, st, 0.005, 4)
+    assert not wrong["passed"] and "MISS" in wrong["message"]

@@ -172,11 +172,13 @@ class KineticSolver2D(LatticeMultiplier):
     lambda_n with lambda_n+1 = sqrt(n) (W gbar(p_n+1) + h): 1 (default, as m = 1) is implicit Euler in
     the fast coupling, stable and damping at any dt but first order; 0.5 is the trapezoidal rule,
     second order, for fast modes the step resolves (|dt nu| <= TRAPEZOID_Z_MAX, refused otherwise
-    under step_check="refuse": it would not damp an unresolved mode)."""
+    under step_check="refuse": it would not damp an unresolved mode).  backend: the step's
+    implementation, fp2d.step ("numba": the compiled kernels, "numpy": the reference; None: numba
+    when available)."""
 
     def __init__(self, model, *, npos: int = 32, shape=None, intervals=None, n: float | None = None,
                  params=None, init=None, grid_check: str = "refuse", step_check: str = "refuse",
-                 grid: Grid2D | None = None, coupling_theta: float = 1.0):
+                 grid: Grid2D | None = None, coupling_theta: float = 1.0, backend: str | None = None):
         from .lattice_coupling import lattice_range_basis, lattice_W
         self.model = m = model if isinstance(model, CompiledModel) else CompiledModel(model, params)
         check_model_m2(m)
@@ -190,6 +192,7 @@ class KineticSolver2D(LatticeMultiplier):
         if coupling_theta not in (0.5, 1.0):
             raise ValueError(f"coupling_theta must be 1 (implicit, the default) or 0.5 (trapezoidal), got {coupling_theta!r}")
         self.theta = float(coupling_theta)
+        self.backend = fp2d.backend_for(backend)
         self.npos = npos
         self.pos = m.grid(npos)
         self.Npos = m.n_positions(npos)
@@ -222,8 +225,7 @@ class KineticSolver2D(LatticeMultiplier):
             raise KineticError(f"model {m.name!r}: the gain is not finite on the grid")
         self._diff = {}
         self._vel = {}
-        self._ops = {}
-        self._other = {}
+        self._coef = {}
         self._drive_static = None
         self.clipped_mass = 0.0
 
@@ -302,24 +304,24 @@ class KineticSolver2D(LatticeMultiplier):
         self._vel[key] = (V1, V2)
         return V1, V2
 
+    def coefficients(self, t) -> fp2d.Coefficients:
+        """The operator at time t without the multiplier (kept for the last two times; once for an
+        autonomous model): what does not depend on the multiplier is computed once per time."""
+        key = None if self.autonomous() else t
+        if key not in self._coef:
+            if len(self._coef) >= 2:
+                self._coef.pop(next(iter(self._coef)))
+            self._coef[key] = fp2d.Coefficients(*self.velocity(t), *self.diffusion(t), self.h1, self.h2,
+                                                self.model.e)
+        return self._coef[key]
+
+    def autonomous(self) -> bool:
+        """The operator does not depend on the time (velocity and diffusion)."""
+        return self.static and not self.model_time_dependent_diffusion()
+
     def operator(self, t, lam, derivatives=True) -> fp2d.Operator2D:
-        V1, V2 = self.velocity(t)
-        e = self.model.e
-        L = np.asarray(lam, float)[..., None, None]
-        if e == 0:
-            V1 = V1 + L
-        else:
-            V2 = V2 + L
-        D11, D22, D12a, D12b = self.diffusion(t)
-        static = self.static and not self.model_time_dependent_diffusion()
-        key = None if static else t
-        if key not in self._other:          # the axis without the multiplier: once per time
-            if len(self._other) >= 2:
-                self._other.pop(next(iter(self._other)))
-            Vo, Do, ho, ax = (V2, D22, self.h2, -1) if e == 0 else (V1, D11, self.h1, -2)
-            self._other[key] = fp2d.axis_coefficients(Vo, Do, ho, axis=ax)[:2]
-        return fp2d.build_operator(V1, V2, D11, D22, D12a, D12b, self.h1, self.h2, e, derivatives,
-                                   other=self._other[key])
+        """A at time t with the multiplier lam (batch (P, N))."""
+        return self.coefficients(t).operator(lam, derivatives)
 
     # ---- functionals ----------------------------------------------------------------------------
     def gbar(self, p):
@@ -419,21 +421,9 @@ class KineticSolver2D(LatticeMultiplier):
         if guess is not None:
             lam = guess
         basis, U = self._basis(t + dt)
-        op_now = self.operator(t, lam)
-        autonomous = self.static and not self.model_time_dependent_diffusion()
-        op_new = op_now if autonomous else self.operator(t + dt, lam)
-        th = fp2d.THETA_HV * dt
-        e = self.model.e
-        key = ("F", dt)
-        if autonomous and key in self._ops:
-            F_other = self._ops[key]
-        else:
-            F_other = fp2d.AxisFactors(op_new, 1 - e, th)
-            if autonomous:
-                self._ops = {key: F_other}
-        F_e = fp2d.AxisFactors(op_new, e, th)
-        F = (F_e, F_other) if e == 0 else (F_other, F_e)
-        y, z = fp2d.hv_step(p, op_now, op_new, dt, factors=F)
+        now = self.coefficients(t)
+        y, z = fp2d.step(p, now, now if self.autonomous() else self.coefficients(t + dt), lam, dt,
+                         backend=self.backend)
         if not (np.all(np.isfinite(y)) and np.all(np.isfinite(z))):
             return None
         y = self._clip(y)

@@ -348,6 +348,64 @@ def factor_blocks(a, b, rh, c, axis, w, g):
         _factor(a[k], b[k], c * rh[k], axis, w[k], g[k])
 
 
+@njit(nogil=True, cache=True, error_model="numpy")
+def clip_blocks(first, stride, p, tol, removed):
+    """The positivity safeguard of the kinetic solver (solvers.kinetic2d._clip, its NumPy reference) on
+    the blocks first, first + stride, ... of p (B, n1, n2), in place: a block whose negative values
+    are all at most tol x its maximum has them set to 0 and is rescaled to its former sum;
+    removed[b] = minus the sum of the zeroed values (0: no negatives), NaN when a larger negative value
+    is present (the block is then left as it is).  Sums are taken per row, then over the rows."""
+    B, n1, n2 = p.shape
+    for b in range(first, B, stride):
+        q = p[b]
+        mn = np.inf
+        mx = -np.inf
+        for i in range(n1):
+            for j in range(n2):
+                mn = min(mn, q[i, j])
+                mx = max(mx, q[i, j])
+        removed[b] = 0.0
+        if mn >= 0.0:
+            continue
+        if mn < -tol * mx:
+            removed[b] = np.nan
+            continue
+        tot = 0.0
+        pos = 0.0
+        neg = 0.0
+        for i in range(n1):
+            rt = 0.0
+            rp = 0.0
+            rn = 0.0
+            for j in range(n2):
+                v = q[i, j]
+                rt += v
+                if v < 0.0:
+                    rn += v
+                    q[i, j] = 0.0
+                else:
+                    rp += v
+            tot += rt
+            pos += rp
+            neg += rn
+        s = tot / pos
+        for i in range(n1):
+            for j in range(n2):
+                q[i, j] *= s
+        removed[b] = -neg
+
+
+def clip(p, tol):
+    """clip_blocks on every block of p (batch + (n1, n2)), threaded: (p, removed (batch))."""
+    if not (p.flags.c_contiguous and p.flags.writeable and p.dtype == np.float64):
+        raise ValueError("clip needs a writeable C-contiguous float64 array")
+    P = p.reshape((-1,) + p.shape[-2:])
+    removed = np.empty(P.shape[0])
+    _run_threads(lambda first, stride: clip_blocks(first, stride, P, tol, removed),
+                 min(numba.get_num_threads(), P.shape[0]))
+    return p, removed.reshape(p.shape[:-2])
+
+
 # ---- the NumPy side: block layout and the call ----------------------------------------------------
 
 def _blocks(x, batch, tail):

@@ -326,24 +326,27 @@ class KineticSolver2D(LatticeMultiplier):
     # ---- functionals ----------------------------------------------------------------------------
     def gbar(self, p):
         """gbar[a, j] = sum g p h1 h2; p (P, N, n1, n2) or with a leading stack axis."""
-        return np.sum(self.g * p, axis=(-1, -2)) * self.area
+        return np.einsum("...ij,...ij->...", self.g, p) * self.area
 
     def moments(self, p):
-        """(mass (P, N), mean (P, N, 2), cov (P, N, 2, 2))."""
+        """(mass (P, N), mean (P, N, 2), cov (P, N, 2, 2)): from the two marginal sums and one contraction
+        of p with the centred x2 (three passes over p)."""
         P, N = self.model.P, self.Npos
-        mass = p.sum(axis=(-1, -2)) * self.area
+        s1, s2 = p.sum(axis=-1), p.sum(axis=-2)             # (P, N, n1), (P, N, n2)
+        tot = s1.sum(axis=-1)
+        mass = tot * self.area
         mean = np.empty((P, N, 2))
         cov = np.empty((P, N, 2, 2))
         for ia in range(P):
-            X1, X2 = self._X[ia]
-            w = p[ia] * self.area[ia, 0] / mass[ia][:, None, None]
-            m1 = (w * X1).sum(axis=(-1, -2))
-            m2 = (w * X2).sum(axis=(-1, -2))
-            d1, d2 = X1 - m1[:, None, None], X2 - m2[:, None, None]
+            x1, x2 = self.x[ia]
+            m1 = s1[ia] @ x1 / tot[ia]
+            m2 = s2[ia] @ x2 / tot[ia]
+            d1, d2 = x1 - m1[:, None], x2 - m2[:, None]      # (N, n1), (N, n2)
             mean[ia, :, 0], mean[ia, :, 1] = m1, m2
-            cov[ia, :, 0, 0] = (w * d1 * d1).sum(axis=(-1, -2))
-            cov[ia, :, 1, 1] = (w * d2 * d2).sum(axis=(-1, -2))
-            cov[ia, :, 0, 1] = cov[ia, :, 1, 0] = (w * d1 * d2).sum(axis=(-1, -2))
+            cov[ia, :, 0, 0] = (s1[ia] * d1 * d1).sum(axis=-1) / tot[ia]
+            cov[ia, :, 1, 1] = (s2[ia] * d2 * d2).sum(axis=-1) / tot[ia]
+            c12 = np.einsum("jab,jb,ja->j", p[ia], d2, d1, optimize=True) / tot[ia]
+            cov[ia, :, 0, 1] = cov[ia, :, 1, 0] = c12
         return mass, mean, cov
 
     def marginals(self, p):
@@ -396,19 +399,30 @@ class KineticSolver2D(LatticeMultiplier):
 
     # ---- step ---------------------------------------------------------------------------------
     def _clip(self, p):
-        """Zero negatives of at most NEG_TOL x the block maximum, rescale each block to its mass; None
-        when a larger negative value is present."""
-        mx = p.max(axis=(-1, -2), keepdims=True)
-        neg = p < 0
-        if not neg.any():
+        """Zero negatives of at most NEG_TOL x the block maximum, rescale each block to its mass (in
+        place, only the blocks with a negative value); None when a larger negative value is present.
+        Backend numba: the same rule compiled (fp2d_kernels.clip_blocks)."""
+        if self.backend == "numba":
+            from .fp2d_kernels import clip
+            p, removed = clip(p, NEG_TOL)
+            if np.isnan(removed).any():
+                return None
+            self.clipped_mass += float((removed * self.area).sum())
             return p
-        if np.any(p < -NEG_TOL * mx):
+        flat = p.reshape(p.shape[:-2] + (-1,))
+        mn = flat.min(axis=-1)
+        if not np.any(mn < 0):
+            return p
+        if np.any(mn < -NEG_TOL * flat.max(axis=-1)):
             return None
-        mass = p.sum(axis=(-1, -2), keepdims=True)
-        q = np.where(neg, 0.0, p)
-        removed = -np.where(neg, p, 0.0).sum(axis=(-1, -2), keepdims=True)
-        self.clipped_mass += float((removed[..., 0, 0] * self.area).sum())
-        return q * (mass / q.sum(axis=(-1, -2), keepdims=True))
+        idx = np.nonzero(mn < 0)
+        q = p[idx]                                          # (k, n1, n2): the blocks with negatives
+        mass = q.sum(axis=(-1, -2), keepdims=True)
+        removed = -np.minimum(q, 0.0).sum(axis=(-1, -2))
+        self.clipped_mass += float((removed * self.area[idx[0], 0]).sum())
+        np.maximum(q, 0.0, out=q)
+        p[idx] = q * (mass / q.sum(axis=(-1, -2), keepdims=True))
+        return p
 
     def step(self, p, lam, t, dt, guess=None):
         """One step from (p, lam = lambda_n); the multiplier held over the step (lambda_n+1 in the
@@ -448,7 +462,8 @@ class KineticSolver2D(LatticeMultiplier):
             raise KineticError(f"model {self.model.name!r}: the multiplier system is singular at t = {t:.4g} "
                                "(W D not invertible on Range(W))") from None
         dlam = (U @ c).reshape(self.model.P, self.Npos)
-        p_new = y + dlam[..., None, None] * z
+        p_new = np.multiply(z, dlam[..., None, None], out=z)     # y + dlam z (z is not needed after)
+        p_new += y
         p_new = self._clip(p_new)
         if p_new is None:
             return None

@@ -51,6 +51,17 @@ The multiplier (DESIGN.md §3): the step is linearised in a change dlam of the m
 uniform over each (population, position) block, p_next = y + dlam z, with z the exact derivative of
 the discrete step (tangent of every stage; the velocity derivative of the SG fluxes, fp1d).
 
+Two implementations of the step, ``step(p, now, new, lam, dt, backend=...)``: this module's NumPy code
+(Operator2D, hv_step, LAPACK factors; the reference, also used by the stationary solver's sparse
+assembly) and the compiled kernels of solvers.fp2d_kernels (backend "numba", the default when numba
+imports): the same fluxes and stages fused per (population, position) block, the blocks shared out
+over numba.get_num_threads() threads.  They agree to rounding (tests/test_fp2d_kernels.py: 1e-12 of
+the maximum on random densities; on the kinetic solver's runs, 1e-15).  The kernels are about 10x
+faster (benchmarks/bench_kinetic2d.py).  ``Coefficients`` holds A at one time without the multiplier
+and keeps what does not change with it: the (a, b) of the axis without the multiplier, the factors of
+its implicit solves (per theta dt), the kernels' block layout; only the SG coefficients of the input
+axis and their factors are recomputed per step.  Importing this module does not import numba.
+
 All arrays: batch shape (P, Npos) + (n1, n2); widths h1, h2 broadcast against the batch
 ((P, 1) or scalars).  This module never imports SymPy.
 """

@@ -28,6 +28,10 @@ solved, so the constraint stays exact; a larger negative value redoes the step a
 Finite-n step audit: as m = 1 (solvers.kinetic._check_step), with the fast matrix
 diag(<d f_e / d x_e>) + sqrt(n) W diag(<d g / d x_e>) on the admissible directions.
 
+Backends: the step is fp2d.step, compiled (backend "numba", solvers.fp2d_kernels, the default) or
+the NumPy reference ("numpy"); the positivity safeguard likewise (fp2d_kernels.clip_blocks or _clip's
+NumPy code).  Both give the same result to rounding (tests/test_fp2d_kernels.py).
+
 Initial layer (balanced mode): the initial density is shifted along e by delta in Range(W), the end
 point of d delta/ds = W gbar(p0 shifted by delta) + h (solvers.continuation.follow_flow).
 

@@ -42,7 +42,8 @@ def random_coefficients(rng, e, mixed, degenerate, hypoelliptic, shift=0.0):
 @pytest.mark.parametrize("mixed", [False, True])
 def test_compiled_step_equals_reference(rng, e, degenerate, mixed):
     """Four steps of the compiled step from a random density with random multipliers per block: value and
-    derivative equal the NumPy reference to 1e-12 of their maxima at every step (measured: below 1e-14);
+    derivative equal the NumPy reference to 1e-12 of their maxima at every step (measured: at most 4e-13,
+    where central faces amplify the rounding of a rough random density; 1e-15 with upwind faces);
     mass kept to 1e-13, the derivative carries no mass."""
     coef = random_coefficients(rng, e, mixed, degenerate, hypoelliptic=True)
     p = rng.random((P, NPOS, N1, N2))

@@ -56,8 +56,9 @@ Two implementations of the step, ``step(p, now, new, lam, dt, backend=...)``: th
 assembly) and the compiled kernels of solvers.fp2d_kernels (backend "numba", the default when numba
 imports): the same fluxes and stages fused per (population, position) block, the blocks shared out
 over numba.get_num_threads() threads.  They agree to rounding (tests/test_fp2d_kernels.py: 1e-12 of
-the maximum on random densities; on the kinetic solver's runs, 1e-15).  The kernels are about 10x
-faster (benchmarks/bench_kinetic2d.py).  ``Coefficients`` holds A at one time without the multiplier
+the maximum on random densities; on the kinetic solver's runs, 1e-15).  On the issue-11 benchmark
+(benchmarks/bench_kinetic2d.py, 2 x 32 blocks of 128^2 cells) the kernels take ~1/7 of the
+reference's wall time per step.  ``Coefficients`` holds A at one time without the multiplier
 and keeps what does not change with it: the (a, b) of the axis without the multiplier, the factors of
 its implicit solves (per theta dt), the kernels' block layout; only the SG coefficients of the input
 axis and their factors are recomputed per step.  Importing this module does not import numba.

@@ -51,6 +51,18 @@ The multiplier (DESIGN.md §3): the step is linearised in a change dlam of the m
 uniform over each (population, position) block, p_next = y + dlam z, with z the exact derivative of
 the discrete step (tangent of every stage; the velocity derivative of the SG fluxes, fp1d).
 
+Two implementations of the step, ``step(p, now, new, lam, dt, backend=...)``: this module's NumPy code
+(Operator2D, hv_step, LAPACK factors; the reference, also used by the stationary solver's sparse
+assembly) and the compiled kernels of solvers.fp2d_kernels (backend "numba", the default when numba
+imports): the same fluxes and stages fused per (population, position) block, the blocks shared out
+over numba.get_num_threads() threads.  They agree to rounding (tests/test_fp2d_kernels.py: 1e-12 of
+the maximum on random densities; on the kinetic solver's runs, 1e-15).  On the issue-11 benchmark
+(benchmarks/bench_kinetic2d.py, 2 x 32 blocks of 128^2 cells) the kernels take ~1/7 of the
+reference's wall time per step.  ``Coefficients`` holds A at one time without the multiplier
+and keeps what does not change with it: the (a, b) of the axis without the multiplier, the factors of
+its implicit solves (per theta dt), the kernels' block layout; only the SG coefficients of the input
+axis and their factors are recomputed per step.  Importing this module does not import numba.
+
 All arrays: batch shape (P, Npos) + (n1, n2); widths h1, h2 broadcast against the batch
 ((P, 1) or scalars).  This module never imports SymPy.
 """
@@ -262,6 +274,94 @@ def hv_step(p, op_now: Operator2D, op_new: Operator2D, dt: float, *, tangent: bo
         else:
             Z = F[k].solve(R)
     return Z, (dZ if tangent else None)
+
+
+# ---- the step as the kinetic solver takes it: coefficients without the multiplier, two backends ----
+
+class Coefficients:
+    """The operator A at one time without the multiplier: the velocity V1 at x1-faces (..., n1-1, n2)
+    and V2 at x2-faces (..., n1, n2-1), the half diffusion D11, D22 and D12 (at both face sets; None or
+    0: no mixed part), the widths h1, h2 (broadcastable to the batch with two trailing unit axes), the
+    input axis e (where the multiplier enters) and the rule for faces without diffusion.
+
+    ``operator(lam)`` is the Operator2D with the multiplier lam (batch shape) added to V_e.  What does
+    not depend on the multiplier is computed once and kept (``cache``): the (a, b) of the other axis
+    and the factors of its implicit solve per theta dt (the last two; LAPACK factors for the NumPy
+    step, Thomas factors for the kernels) and the kernels' block layout."""
+
+    def __init__(self, V1, V2, D11, D22, D12_f1, D12_f2, h1, h2, e: int, degenerate: str = "central"):
+        if degenerate not in ("central", "upwind"):
+            raise ValueError(f"degenerate must be 'central' or 'upwind', got {degenerate!r}")
+        self.V = (np.asarray(V1, float), np.asarray(V2, float))
+        self.D = (np.asarray(D11, float), np.asarray(D22, float))
+        self.mixed = any(d is not None and np.any(np.asarray(d) != 0) for d in (D12_f1, D12_f2))
+        self.D12 = ((np.asarray(D12_f1, float), np.asarray(D12_f2, float)) if self.mixed else (None, None))
+        self.h = (np.asarray(h1, float), np.asarray(h2, float))
+        self.e = int(e)
+        self.degenerate = degenerate
+        self.cache = {}
+        self._factors = []
+
+    def other(self):
+        """(a, b) of the axis without the multiplier (axis_coefficients, no derivatives)."""
+        if "other" not in self.cache:
+            o = 1 - self.e
+            self.cache["other"] = axis_coefficients(self.V[o], self.D[o], self.h[o], False, self.degenerate,
+                                                    -2 if o == 0 else -1)[:2]
+        return self.cache["other"]
+
+    def operator(self, lam, derivatives: bool = True) -> Operator2D:
+        """A with the multiplier lam (shape: the batch) added to the velocity of the input axis."""
+        L = np.asarray(lam, float)[..., None, None]
+        V1, V2 = (self.V[0] + L, self.V[1]) if self.e == 0 else (self.V[0], self.V[1] + L)
+        return build_operator(V1, V2, *self.D, *self.D12, *self.h, self.e, derivatives, self.degenerate,
+                              other=self.other())
+
+    def remember(self, key, factors):
+        """Keep the factors of one implicit solve (the last two kept: halved steps ask for others)."""
+        self._factors = [k for k in self._factors if k != key][-1:] + [key]
+        for k in [k for k in self.cache if k[0] in ("lapack", "thomas") and k not in self._factors]:
+            del self.cache[k]
+        self.cache[key] = factors
+
+
+def backend_for(backend: str | None) -> str:
+    """'numba' (the compiled kernels, solvers.fp2d_kernels) or 'numpy' (this module's reference);
+    None: numba when it can be imported."""
+    if backend not in (None, "numba", "numpy"):
+        raise ValueError(f"backend must be 'numba', 'numpy' or None (automatic), got {backend!r}")
+    if backend is None:
+        try:
+            from . import fp2d_kernels  # noqa: F401
+        except ImportError:                 # pragma: no cover - numba is a dependency
+            return "numpy"
+        return "numba"
+    return backend
+
+
+def step(p, now: Coefficients, new: Coefficients, lam, dt: float, *, tangent: bool = True,
+         backend: str | None = None):
+    """One Hundsdorfer–Verwer step from p (batch (P, N) + (n1, n2)) with the multiplier lam (batch
+    shape) held over it: (p_next, z = d p_next / d lam, uniform change per block; None unless tangent).
+    now, new: the coefficients at t and t + dt (the same object for an autonomous operator).
+    backend 'numpy': hv_step on Operator2D with LAPACK factors (the reference); 'numba': the fused
+    kernels of solvers.fp2d_kernels (the same stages; agree to rounding); None: numba if available."""
+    if now.e != new.e or now.degenerate != new.degenerate:
+        raise ValueError("the coefficients at t and t + dt differ in the input axis or the degenerate rule")
+    c = THETA_HV * dt
+    if backend_for(backend) == "numba":
+        from . import fp2d_kernels
+        return fp2d_kernels.step(p, now, new, lam, dt, tangent)
+    op_now = now.operator(lam, tangent)
+    op_new = op_now if new is now else new.operator(lam, tangent)
+    e = now.e
+    key = ("lapack", p.shape[:-2], c)
+    F_other = new.cache.get(key)
+    if F_other is None:
+        F_other = AxisFactors(op_new, 1 - e, c)
+        new.remember(key, F_other)
+    F_e = AxisFactors(op_new, e, c)
+    return hv_step(p, op_now, op_new, dt, tangent=tangent, factors=(F_e, F_other) if e == 0 else (F_other, F_e))
 
 
 # ---- sparse assembly (stationary solves) ---------------------------------------------------------

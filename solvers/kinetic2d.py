@@ -28,6 +28,10 @@ solved, so the constraint stays exact; a larger negative value redoes the step a
 Finite-n step audit: as m = 1 (solvers.kinetic._check_step), with the fast matrix
 diag(<d f_e / d x_e>) + sqrt(n) W diag(<d g / d x_e>) on the admissible directions.
 
+Backends: the step is fp2d.step, compiled (backend "numba", solvers.fp2d_kernels, the default) or
+the NumPy reference ("numpy"); the positivity safeguard likewise (fp2d_kernels.clip_blocks or _clip's
+NumPy code).  Both give the same result to rounding (tests/test_fp2d_kernels.py).
+
 Initial layer (balanced mode): the initial density is shifted along e by delta in Range(W), the end
 point of d delta/ds = W gbar(p0 shifted by delta) + h (solvers.continuation.follow_flow).
 
@@ -172,11 +176,13 @@ class KineticSolver2D(LatticeMultiplier):
     lambda_n with lambda_n+1 = sqrt(n) (W gbar(p_n+1) + h): 1 (default, as m = 1) is implicit Euler in
     the fast coupling, stable and damping at any dt but first order; 0.5 is the trapezoidal rule,
     second order, for fast modes the step resolves (|dt nu| <= TRAPEZOID_Z_MAX, refused otherwise
-    under step_check="refuse": it would not damp an unresolved mode)."""
+    under step_check="refuse": it would not damp an unresolved mode).  backend: the step's
+    implementation, fp2d.step ("numba": the compiled kernels, "numpy": the reference; None: numba
+    when available)."""
 
     def __init__(self, model, *, npos: int = 32, shape=None, intervals=None, n: float | None = None,
                  params=None, init=None, grid_check: str = "refuse", step_check: str = "refuse",
-                 grid: Grid2D | None = None, coupling_theta: float = 1.0):
+                 grid: Grid2D | None = None, coupling_theta: float = 1.0, backend: str | None = None):
         from .lattice_coupling import lattice_range_basis, lattice_W
         self.model = m = model if isinstance(model, CompiledModel) else CompiledModel(model, params)
         check_model_m2(m)
@@ -190,6 +196,7 @@ class KineticSolver2D(LatticeMultiplier):
         if coupling_theta not in (0.5, 1.0):
             raise ValueError(f"coupling_theta must be 1 (implicit, the default) or 0.5 (trapezoidal), got {coupling_theta!r}")
         self.theta = float(coupling_theta)
+        self.backend = fp2d.backend_for(backend)
         self.npos = npos
         self.pos = m.grid(npos)
         self.Npos = m.n_positions(npos)
@@ -222,8 +229,7 @@ class KineticSolver2D(LatticeMultiplier):
             raise KineticError(f"model {m.name!r}: the gain is not finite on the grid")
         self._diff = {}
         self._vel = {}
-        self._ops = {}
-        self._other = {}
+        self._coef = {}
         self._drive_static = None
         self.clipped_mass = 0.0
 
@@ -302,46 +308,49 @@ class KineticSolver2D(LatticeMultiplier):
         self._vel[key] = (V1, V2)
         return V1, V2
 
+    def coefficients(self, t) -> fp2d.Coefficients:
+        """The operator at time t without the multiplier (kept for the last two times; once for an
+        autonomous model): what does not depend on the multiplier is computed once per time."""
+        key = None if self.autonomous() else t
+        if key not in self._coef:
+            if len(self._coef) >= 2:
+                self._coef.pop(next(iter(self._coef)))
+            self._coef[key] = fp2d.Coefficients(*self.velocity(t), *self.diffusion(t), self.h1, self.h2,
+                                                self.model.e)
+        return self._coef[key]
+
+    def autonomous(self) -> bool:
+        """The operator does not depend on the time (velocity and diffusion)."""
+        return self.static and not self.model_time_dependent_diffusion()
+
     def operator(self, t, lam, derivatives=True) -> fp2d.Operator2D:
-        V1, V2 = self.velocity(t)
-        e = self.model.e
-        L = np.asarray(lam, float)[..., None, None]
-        if e == 0:
-            V1 = V1 + L
-        else:
-            V2 = V2 + L
-        D11, D22, D12a, D12b = self.diffusion(t)
-        static = self.static and not self.model_time_dependent_diffusion()
-        key = None if static else t
-        if key not in self._other:          # the axis without the multiplier: once per time
-            if len(self._other) >= 2:
-                self._other.pop(next(iter(self._other)))
-            Vo, Do, ho, ax = (V2, D22, self.h2, -1) if e == 0 else (V1, D11, self.h1, -2)
-            self._other[key] = fp2d.axis_coefficients(Vo, Do, ho, axis=ax)[:2]
-        return fp2d.build_operator(V1, V2, D11, D22, D12a, D12b, self.h1, self.h2, e, derivatives,
-                                   other=self._other[key])
+        """A at time t with the multiplier lam (batch (P, N))."""
+        return self.coefficients(t).operator(lam, derivatives)
 
     # ---- functionals ----------------------------------------------------------------------------
     def gbar(self, p):
         """gbar[a, j] = sum g p h1 h2; p (P, N, n1, n2) or with a leading stack axis."""
-        return np.sum(self.g * p, axis=(-1, -2)) * self.area
+        return np.einsum("...ij,...ij->...", self.g, p) * self.area
 
     def moments(self, p):
-        """(mass (P, N), mean (P, N, 2), cov (P, N, 2, 2))."""
+        """(mass (P, N), mean (P, N, 2), cov (P, N, 2, 2)): from the two marginal sums and one contraction
+        of p with the centred x2 (three passes over p)."""
         P, N = self.model.P, self.Npos
-        mass = p.sum(axis=(-1, -2)) * self.area
+        s1, s2 = p.sum(axis=-1), p.sum(axis=-2)             # (P, N, n1), (P, N, n2)
+        tot = s1.sum(axis=-1)
+        mass = tot * self.area
         mean = np.empty((P, N, 2))
         cov = np.empty((P, N, 2, 2))
         for ia in range(P):
-            X1, X2 = self._X[ia]
-            w = p[ia] * self.area[ia, 0] / mass[ia][:, None, None]
-            m1 = (w * X1).sum(axis=(-1, -2))
-            m2 = (w * X2).sum(axis=(-1, -2))
-            d1, d2 = X1 - m1[:, None, None], X2 - m2[:, None, None]
+            x1, x2 = self.x[ia]
+            m1 = s1[ia] @ x1 / tot[ia]
+            m2 = s2[ia] @ x2 / tot[ia]
+            d1, d2 = x1 - m1[:, None], x2 - m2[:, None]      # (N, n1), (N, n2)
             mean[ia, :, 0], mean[ia, :, 1] = m1, m2
-            cov[ia, :, 0, 0] = (w * d1 * d1).sum(axis=(-1, -2))
-            cov[ia, :, 1, 1] = (w * d2 * d2).sum(axis=(-1, -2))
-            cov[ia, :, 0, 1] = cov[ia, :, 1, 0] = (w * d1 * d2).sum(axis=(-1, -2))
+            cov[ia, :, 0, 0] = (s1[ia] * d1 * d1).sum(axis=-1) / tot[ia]
+            cov[ia, :, 1, 1] = (s2[ia] * d2 * d2).sum(axis=-1) / tot[ia]
+            c12 = np.einsum("jab,jb,ja->j", p[ia], d2, d1, optimize=True) / tot[ia]
+            cov[ia, :, 0, 1] = cov[ia, :, 1, 0] = c12
         return mass, mean, cov
 
     def marginals(self, p):
@@ -394,19 +403,30 @@ class KineticSolver2D(LatticeMultiplier):
 
     # ---- step ---------------------------------------------------------------------------------
     def _clip(self, p):
-        """Zero negatives of at most NEG_TOL x the block maximum, rescale each block to its mass; None
-        when a larger negative value is present."""
-        mx = p.max(axis=(-1, -2), keepdims=True)
-        neg = p < 0
-        if not neg.any():
+        """Zero negatives of at most NEG_TOL x the block maximum, rescale each block to its mass (in
+        place, only the blocks with a negative value); None when a larger negative value is present.
+        Backend numba: the same rule compiled (fp2d_kernels.clip_blocks)."""
+        if self.backend == "numba":
+            from .fp2d_kernels import clip
+            p, removed = clip(p, NEG_TOL)
+            if np.isnan(removed).any():
+                return None
+            self.clipped_mass += float((removed * self.area).sum())
             return p
-        if np.any(p < -NEG_TOL * mx):
+        flat = p.reshape(p.shape[:-2] + (-1,))
+        mn = flat.min(axis=-1)
+        if not np.any(mn < 0):
+            return p
+        if np.any(mn < -NEG_TOL * flat.max(axis=-1)):
             return None
-        mass = p.sum(axis=(-1, -2), keepdims=True)
-        q = np.where(neg, 0.0, p)
-        removed = -np.where(neg, p, 0.0).sum(axis=(-1, -2), keepdims=True)
-        self.clipped_mass += float((removed[..., 0, 0] * self.area).sum())
-        return q * (mass / q.sum(axis=(-1, -2), keepdims=True))
+        idx = np.nonzero(mn < 0)
+        q = p[idx]                                          # (k, n1, n2): the blocks with negatives
+        mass = q.sum(axis=(-1, -2), keepdims=True)
+        removed = -np.minimum(q, 0.0).sum(axis=(-1, -2))
+        self.clipped_mass += float((removed * self.area[idx[0], 0]).sum())
+        np.maximum(q, 0.0, out=q)
+        p[idx] = q * (mass / q.sum(axis=(-1, -2), keepdims=True))
+        return p
 
     def step(self, p, lam, t, dt, guess=None):
         """One step from (p, lam = lambda_n); the multiplier held over the step (lambda_n+1 in the
@@ -419,21 +439,9 @@ class KineticSolver2D(LatticeMultiplier):
         if guess is not None:
             lam = guess
         basis, U = self._basis(t + dt)
-        op_now = self.operator(t, lam)
-        autonomous = self.static and not self.model_time_dependent_diffusion()
-        op_new = op_now if autonomous else self.operator(t + dt, lam)
-        th = fp2d.THETA_HV * dt
-        e = self.model.e
-        key = ("F", dt)
-        if autonomous and key in self._ops:
-            F_other = self._ops[key]
-        else:
-            F_other = fp2d.AxisFactors(op_new, 1 - e, th)
-            if autonomous:
-                self._ops = {key: F_other}
-        F_e = fp2d.AxisFactors(op_new, e, th)
-        F = (F_e, F_other) if e == 0 else (F_other, F_e)
-        y, z = fp2d.hv_step(p, op_now, op_new, dt, factors=F)
+        now = self.coefficients(t)
+        y, z = fp2d.step(p, now, now if self.autonomous() else self.coefficients(t + dt), lam, dt,
+                         backend=self.backend)
         if not (np.all(np.isfinite(y)) and np.all(np.isfinite(z))):
             return None
         y = self._clip(y)
@@ -458,7 +466,8 @@ class KineticSolver2D(LatticeMultiplier):
             raise KineticError(f"model {self.model.name!r}: the multiplier system is singular at t = {t:.4g} "
                                "(W D not invertible on Range(W))") from None
         dlam = (U @ c).reshape(self.model.P, self.Npos)
-        p_new = y + dlam[..., None, None] * z
+        p_new = np.multiply(z, dlam[..., None, None], out=z)     # y + dlam z (z is not needed after)
+        p_new += y
         p_new = self._clip(p_new)
         if p_new is None:
             return None

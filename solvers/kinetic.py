@@ -717,7 +717,13 @@ class KineticSolver(LatticeMultiplier):
 
         if U.shape[1] == 0:
             return shifted(np.zeros(0))
-        c, F = follow_flow(residual, np.zeros(U.shape[1]))
+        try:
+            c, F = follow_flow(residual, np.zeros(U.shape[1]))
+        except KineticError as exc:           # the shift carried the density off the grid
+            raise NoConvergence(
+                f"model {m.name!r}: the initial-layer shift left the x-grid before it reached the balanced "
+                f"manifold ({exc}): the fast flow from the initial density runs away, as it does when the "
+                f"balanced state is not attracting (see `balkin spectrum`)") from exc
         res = np.abs(F).max()
         if res > 1e-10:
             raise NoConvergence(f"model {m.name!r}: the initial-layer shift did not reach the manifold "

@@ -9,7 +9,7 @@ from derive import Model, Phi, Point, Population
 from derive.codegen import compile_module
 from derive.loader import model_files
 from solvers.compiled import CompiledModel
-from solvers.kinetic import KineticError, KineticSolver
+from solvers.kinetic import KineticError, KineticSolver, NoConvergence
 
 
 def one_population(drift, diffusion, name="fp1"):
@@ -136,7 +136,16 @@ def test_mass_positivity_and_constraint_on_every_model(name, n):
     if CompiledModel(name).m != 1:
         pytest.skip(f"{name}: state dimension {CompiledModel(name).m}; this solver is the m = 1 one")
     ks = KineticSolver(name, npos=16, nx=128, interval=(-6, 6), n=n, grid_check="off", step_check="off")
-    res = ks.run(4.0, 0.1, grid_convergence=False)
+    try:
+        res = ks.run(4.0, 0.1, grid_convergence=False)
+    except NoConvergence as exc:
+        # only where the balanced state is not attracting (ei_bistable: a saddle) may the initial layer
+        # run away, and then it says so
+        from solvers.stationary import solve_balanced
+        modes = solve_balanced(name, npos=16, check_stability=False).modes.values()
+        assert n is None and max(float(np.max(np.real(w))) for w in modes) > 0
+        assert "left the x-grid before it reached the balanced manifold" in str(exc)
+        return
     assert res.mass_error.max() < 1e-12
     assert res.min_density.min() >= 0
     assert res.residual.max() < 1e-10

@@ -131,12 +131,15 @@ def test_ei_fhn_network_settles_on_the_finite_n_state_of_its_docstring():
 @pytest.mark.slow
 def test_demo_runs_on_an_m2_model(capsys):
     """`balkin demo --model ring_adaptation --quick`: the stationary states from the exact field (balanced
-    and n = 1000), the field in time, and verify (solvers/verify_m2.py) runs on the model's m = 2
+    and n = 1000), the 2-D kinetic equation (balanced and n = 1000), the field in time, and verify (solvers/verify_m2.py) runs on the model's m = 2
     defaults for the bins, at the quick sizes, to a verdict (it is no longer skipped)."""
     from tests.cli_helpers import run
     code, out, err = run(["demo", "--model", "ring_adaptation", "--quick", "--plots", ""], capsys)
     assert "== 3. stationary states from the neural field (exact" in out
     assert "finite n = 1000, E: lambda from" in out and "(stable)" in out
+    kinetic = out.split("== 4. kinetic equation", 1)[1].split("== 5.", 1)[0]
+    assert "skipped" not in kinetic and "balanced limit (4 positions" in kinetic and "finite n = 1000 (4 positions" in kinetic
+    assert "E (x " in kinetic and "mass error" in kinetic
     assert "== 5. neural field" in out and "== 6. verify" in out
     verify_part = out.split("== 6. verify", 1)[1]
     assert "skipped:" not in verify_part and "verdict:" in verify_part and "mean_a" in verify_part

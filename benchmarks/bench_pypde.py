@@ -2,7 +2,7 @@
 target >= 10x faster, measured in one run).
 
     pip install py-pde          # (in the bench extra: pip install -e ".[bench]")
-    python benchmarks/bench_pypde.py [--sizes 32,48,...,256] [--peer-sizes 32,64,128] [--scipy]
+    python benchmarks/bench_pypde.py [--sizes 32,48,...,448] [--peer-sizes 64,128,256,384] [--scipy]
 
 Problem: the 2-D Ornstein–Uhlenbeck process dX = -B X dt + S dW with a non-symmetric drift and a full
 diffusion matrix (D = S S^T / 2 has D12 = 0.3), B = [[1, 0.4], [-0.3, 0.7]], S = [[1, 0], [0.6, 0.8]],
@@ -208,8 +208,9 @@ def bench_pypde(sizes, with_scipy):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="32,48,64,96,128,160,192,256")
-    ap.add_argument("--peer-sizes", default=None, help="py-pde's grids (default: --sizes; each compiles anew)")
+    ap.add_argument("--sizes", default="32,48,64,96,128,160,192,256,320,384,448")
+    ap.add_argument("--peer-sizes", default="64,128,256,384",
+                    help="py-pde's grids (each compiles anew, ~70 s; 'same': --sizes)")
     ap.add_argument("--scipy", action="store_true", help="also py-pde's scipy BDF solver (slow to set up)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -227,7 +228,7 @@ def main():
     print(f"balkin first call (numba compile or cache load): {time.perf_counter() - t0:.2f} s")
     ours = bench_balkin(sizes)
     print(uptime())
-    peer = bench_pypde([int(s) for s in args.peer_sizes.split(",")] if args.peer_sizes else sizes, args.scipy)
+    peer = bench_pypde(sizes if args.peer_sizes == "same" else [int(s) for s in args.peer_sizes.split(",")], args.scipy)
     print(uptime())
     print("equal accuracy: at each py-pde result, balkin's cheapest setting (grid, steps) with an L1 error at "
           "most py-pde's:")
@@ -238,12 +239,15 @@ def main():
             print(f"  L1 {e:.3e} (py-pde n = {n}): no balkin setting reached it")
             continue
         best = min(ok, key=lambda r: r[2])
-        ratios.append(t_peer / best[2])
+        ratios.append((e, t_peer / best[2]))
         print(f"  py-pde n = {n:4d}, {label}: L1 {e:.3e}, {t_peer * 1e3:9.2f} ms | balkin {best[3]}: L1 {best[1]:.3e}, "
               f"{best[2] * 1e3:9.2f} ms | ratio {t_peer / best[2]:6.1f}")
     if ratios:
-        print(f"ratio py-pde / balkin at equal L1 accuracy: {', '.join(f'{r:.1f}' for r in ratios)} "
-              f"(target >= 10: {'MET' if min(ratios) >= 10 else 'NOT MET at every accuracy'})")
+        met = [e for e, r in ratios if r >= 10]
+        print(f"ratio py-pde / balkin at equal L1 accuracy: {', '.join(f'{r:.1f} (L1 {e:.1e})' for e, r in ratios)}")
+        print("target >= 10x: " + ("met at every accuracy" if len(met) == len(ratios) else
+              f"met at L1 <= {max(met):.1e} (bench_kinetic's 1-D head to head asks L1 1e-3), not at the coarser "
+              f"accuracies" if met else "NOT met at any accuracy"))
     print(uptime())
     return 0
 

@@ -67,6 +67,27 @@ def _leading_vector(st, n):
     return complex(w[k]), X[:, k].reshape(cpl.P, cpl.K)
 
 
+def _draw_cells(rng, dens, idx):
+    """For neurons at lattice positions idx: cells drawn by inverse CDF from the rows dens (N, cells)
+    (one uniform number per neuron, drawn in neuron order)."""
+    cdf = np.cumsum(np.maximum(dens, 0.0), axis=1)
+    cdf /= cdf[:, -1:]
+    u = rng.uniform(size=idx.size)
+    cell = np.empty(idx.size, dtype=np.intp)
+    for k in np.unique(idx):
+        sel = idx == k
+        cell[sel] = np.searchsorted(cdf[k], u[sel])
+    return np.minimum(cell, dens.shape[1] - 1)
+
+
+def _lattice_index(cm, pos, npos, n_a):
+    """The lattice position (bin) of each neuron: solvers.coupling.bin_index, 0 without space."""
+    if cm.pos_dim == 0:
+        return np.zeros(n_a, dtype=np.intp)
+    from .coupling import bin_index
+    return bin_index(pos, npos, cm.pos_dim)
+
+
 def _sampler(st):
     """init callable for simulate: states drawn from the stationary density at the nearest lattice
     position (inverse CDF on the cell grid, uniform within a cell)."""
@@ -74,20 +95,9 @@ def _sampler(st):
 
     def init(rng, pop, m, n_a, pos):
         g = st.grids[pop]
-        p = st.densities[pop]                                   # (N, nx)
-        cdf = np.cumsum(p, axis=1)
-        cdf /= cdf[:, -1:]
-        if cm.pos_dim == 0:
-            idx = np.zeros(n_a, dtype=np.intp)
-        else:
-            from .coupling import bin_index
-            idx = bin_index(pos, round(st.npos), cm.pos_dim)
-        u = rng.uniform(size=n_a)
-        cell = np.array([np.searchsorted(cdf[i], v) for i, v in zip(idx, u)])
-        cell = np.minimum(cell, g.nx - 1)
-        x = g.lo + g.h * (cell + rng.uniform(size=n_a))
+        cell = _draw_cells(rng, st.densities[pop], _lattice_index(cm, pos, round(st.npos), n_a))
         out = np.zeros((m, n_a))
-        out[cm.e] = x
+        out[cm.e] = g.lo + g.h * (cell + rng.uniform(size=n_a))
         return out
     return init
 
@@ -114,20 +124,12 @@ class State2D:
         def init(rng, pop, m, n_a, pos):
             ia = cm.populations.index(pop)
             x1, x2 = (np.asarray(v, float) for v in st.x[ia])
-            h1, h2 = x1[1] - x1[0], x2[1] - x2[0]
-            if cm.pos_dim == 0:
-                idx = np.zeros(n_a, dtype=np.intp)
-            else:
-                from .coupling import bin_index
-                idx = bin_index(pos, side, cm.pos_dim)
+            dens = st.density[ia]                                 # (N, n1, n2)
+            cell = _draw_cells(rng, dens.reshape(dens.shape[0], -1), _lattice_index(cm, pos, side, n_a))
+            i, j = np.unravel_index(cell, dens.shape[1:])
             out = np.zeros((m, n_a))
-            for k in np.unique(idx):
-                sel = np.flatnonzero(idx == k)
-                cdf = np.cumsum(np.maximum(st.density[ia, k], 0.0).ravel())
-                cell = np.minimum(np.searchsorted(cdf / cdf[-1], rng.uniform(size=sel.size)), cdf.size - 1)
-                i, j = np.unravel_index(cell, st.density.shape[2:])
-                out[0, sel] = x1[i] + h1 * (rng.uniform(size=sel.size) - 0.5)
-                out[1, sel] = x2[j] + h2 * (rng.uniform(size=sel.size) - 0.5)
+            out[0] = x1[i] + (x1[1] - x1[0]) * (rng.uniform(size=n_a) - 0.5)
+            out[1] = x2[j] + (x2[1] - x2[0]) * (rng.uniform(size=n_a) - 0.5)
             return out
         return init
 

@@ -131,11 +131,11 @@ def _kinetic2d_step(cm, T, out) -> None:
     from solvers.kinetic2d import KineticSolver2D
     npos = KINETIC2D_NPOS if cm.pos_dim else 1
     Tk = min(T, KINETIC2D_T)
+    comps = [str(c) for c in cm.module.STATE]
     for n in (None, 1000):
         ks = KineticSolver2D(cm, npos=npos, n=n)
         res = ks.run(Tk, 0.05, grid_convergence=False)
         label = "balanced limit" if n is None else f"finite n = {n}"
-        comps = [str(c) for c in cm.module.STATE]
         out(f"  {label} ({npos ** cm.pos_dim} positions, {ks.shape[0]} x {ks.shape[1]} cells): means at theta = 0 "
             f"at t = {Tk:g}: " + ", ".join(
                 f"{a} ({', '.join(f'{comps[k]} {res.state_mean[-1, ia, 0, k]:.4f}' for k in range(2))})"

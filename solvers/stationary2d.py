@@ -212,7 +212,12 @@ def _solve(model, n, npos, t, params, shape, intervals, tol, max_iter, check_sta
     mx = p.max(axis=(-1, -2), keepdims=True)
     if np.any(p < -neg_tol * mx):
         raise KineticError(f"model {m.name!r}: the stationary density has negative values down to "
-                           f"{float((p / mx).min()):.3e} of its maximum: refine the grid (shape=...)")
+                           f"{float((p / mx).min()):.3e} of its maximum (the central flux of a noiseless axis is "
+                           f"not monotone where the grid does not follow the density"
+                           + (": the automatic grid is laid on the Gaussian closure, which is an approximation for "
+                              "this model; give a grid around the density (shape=... and intervals=..., on the "
+                              "command line --cells), or use verify, which locates the density first)"
+                              if shape is None and intervals is None else "; refine the grid)"))
     ks._audit = {"max_edge_mass": 0.0, "min_cells_per_sd": np.inf}
     if np.isfinite(neg_tol):
         ks._check_audit(np.maximum(p, 0.0), t)
